@@ -1,0 +1,40 @@
+# mgpy — the two commands a newcomer needs are `make run` and `make test`.
+# Both create .venv and install mgpy with its test extra on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test lint typecheck bench autobahn sysdeps clean help
+
+help:
+	@echo "make run        serve web_root/ on http://$(HOST):$(PORT) with WebSocket push"
+	@echo "make test       run the test suite (sets up .venv and system test peers on first use)"
+	@echo "make lint       ruff + mypy --strict"
+	@echo "make bench      benchmarks against aiohttp, uvicorn, websockets, nginx (prints ratios)"
+	@echo "make autobahn   Autobahn WebSocket conformance, server and client modes"
+
+$(STAMP): pyproject.toml $(wildcard setup.py)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m mgpy --root web_root --listen $(HOST):$(PORT) --upload-dir uploads
+
+sysdeps:
+	@bash tools/sysdeps.sh
+
+test: $(STAMP) sysdeps
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check mgpy tests examples bench
+	$(BIN)/mypy --strict mgpy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,94 @@
+"""Every default limit and timeout in one frozen dataclass.
+
+``Manager(limits=Limits(...))`` sets them for the manager; ``bind`` and the
+``connect*`` calls take ``limits=`` to override them per listener or
+connection (``dataclasses.replace(mgr.limits, max_body=...)``).  Each default
+names its precedent.  Sizes are bytes, times are seconds; a timeout of 0
+disables it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["Limits"]
+
+KiB = 1024
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Limits and timeouts applied to connections.  Frozen: use ``dataclasses.replace``."""
+
+    # --- connections -----------------------------------------------------
+    #: bytes asked of one recv() call (asyncio reads 256 KiB, mongoose 1-2 KiB)
+    recv_size: int = 64 * KiB
+    #: recv_mbuf cap: reading pauses while it is full (mongoose recv_mbuf_limit)
+    max_recv_buffer: int = 1 * MiB
+    #: send_mbuf hard cap: a send past it closes the connection with an ERROR
+    max_send_buffer: int = 64 * MiB
+    #: WRITABLE fires when the send queue drops below low water after
+    #: having reached high water (asyncio transports: 64 KiB / 16 KiB)
+    send_high_water: int = 64 * KiB
+    send_low_water: int = 16 * KiB
+    #: outbound connect (DNS + TCP + TLS) deadline (curl's connect timeout is longer, browsers ~30 s)
+    connect_timeout: float = 30.0
+    #: TLS handshake deadline for accepted connections (Go's net/http: 10 s)
+    tls_handshake_timeout: float = 10.0
+
+    # --- HTTP/1.1 ----------------------------------------------------------
+    #: request line incl. CRLF; longer -> 414 (nginx 8 KiB, Apache LimitRequestLine 8190)
+    max_request_line: int = 8 * KiB
+    #: one header line; longer -> 431 (Apache LimitRequestFieldSize 8190)
+    max_header_line: int = 8 * KiB
+    #: whole head (request line + headers); larger -> 431 (Node.js max-http-header-size 16 KiB)
+    max_headers_size: int = 16 * KiB
+    #: header lines per message; more -> 431 (Apache LimitRequestFields 100)
+    max_header_count: int = 100
+    #: a chunk-size line incl. extensions; longer -> 400 (Node.js limits extensions to 16 KiB)
+    max_chunk_line: int = 4 * KiB
+    #: body bytes held in memory at once; more -> 413 (aiohttp client_max_size 1 MiB).
+    #: A handler streaming with HTTP_CHUNK + DELETE_CHUNK keeps below it for any body size.
+    max_body: int = 1 * MiB
+    #: deadline for a whole request head once its first byte arrived (Apache RequestReadTimeout header=20)
+    header_timeout: float = 20.0
+    #: idle keep-alive connection between requests (nginx keepalive_timeout 75 s)
+    keepalive_timeout: float = 60.0
+    #: longest silence while a request body is being received (nginx client_body_timeout 60 s)
+    body_timeout: float = 60.0
+    #: pipelined requests buffered while a response is pending (bounded by max_recv_buffer too)
+    max_pipelined: int = 16
+
+    # --- WebSocket -----------------------------------------------------------
+    #: largest message (or frame when not defragmenting); larger -> close 1009 (websockets max_size 1 MiB)
+    ws_max_message: int = 1 * MiB
+    #: send a ping after this much silence; 0 = off (websockets ping_interval 20 s)
+    ws_ping_interval: float = 20.0
+    #: close with 1011 if no pong arrives within this; 0 = off (websockets ping_timeout 20 s)
+    ws_pong_timeout: float = 20.0
+    #: wait this long for the peer's close frame / TCP close after ours (websockets close_timeout 10 s)
+    ws_close_timeout: float = 10.0
+    #: per-connection WebSocket send queue cap for slow consumers (websockets write_limit is 32 KiB
+    #: with awaitable drain; without await a larger cap is needed)
+    ws_send_queue: int = 4 * MiB
+    #: what happens when a send would pass ws_send_queue: "close" (1008, the default) or "drop"
+    ws_slow_policy: str = "close"
+
+    # --- multipart -------------------------------------------------------------
+    #: parts per request; more -> 400 (Werkzeug max_form_parts 1000)
+    max_parts: int = 1000
+    #: one part's header section; larger -> 400 (Werkzeug caps part headers at 8 KiB)
+    max_part_headers: int = 8 * KiB
+    #: largest HTTP_PART_DATA payload delivered at once
+    part_data_size: int = 64 * KiB
+
+    def __post_init__(self) -> None:
+        if self.ws_slow_policy not in ("close", "drop"):
+            raise ValueError("ws_slow_policy must be 'close' or 'drop'")
+        if self.send_low_water > self.send_high_water:
+            raise ValueError("send_low_water must not exceed send_high_water")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+                raise ValueError(f"Limits.{f.name} must be >= 0")

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install the system programs the tests talk to (curl, Debian's chromium), if missing.
+# Runs apt-get only when something is missing; needs root or passwordless sudo.
+set -euo pipefail
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo -n"; fi
+echo "sysdeps: installing ${need[*]} with apt-get" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
