@@ -1,0 +1,58 @@
+"""WebSocket peer on the `websockets` library (asyncio server, no compression, no pings).
+
+Same behaviour as mgpy_ws.py: a text message "push" broadcasts repr(time.monotonic()),
+taken once at broadcast start, to every open connection (websockets.broadcast); any other
+message is echoed with its own type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import websockets
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+CONNS: set[ServerConnection] = set()
+
+
+async def handler(ws: ServerConnection) -> None:
+    """Echo each message, or broadcast the clock on "push"."""
+    CONNS.add(ws)
+    try:
+        async for msg in ws:
+            if msg == "push":
+                broadcast(CONNS, repr(time.monotonic()))
+            else:
+                await ws.send(msg)
+    except websockets.ConnectionClosed:
+        pass
+    finally:
+        CONNS.discard(ws)
+
+
+async def run(port: int) -> None:
+    """Serve on 127.0.0.1:port forever."""
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        compression=None,
+        max_size=2**24,
+        ping_interval=None,
+        backlog=1024,
+    ) as server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    """Parse options and run the server."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args()
+    asyncio.run(run(args.port))
+
+
+if __name__ == "__main__":
+    main()

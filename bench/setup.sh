@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepare `make bench`: system peers (wrk, nginx-light), the Python peers (the `bench`
+# extra: aiohttp, uvicorn[standard] with httptools + uvloop, websockets) in the venv,
+# and the C load generator bench/loadgen/build/wsload. Each step runs only when needed.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+venv="${VENV:-$root/.venv}"
+case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
+
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo -n"; fi
+  echo "bench/setup.sh: installing ${need[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! "$venv/bin/python" -c 'import aiohttp, uvicorn, httptools, uvloop, websockets' 2>/dev/null; then
+  echo "bench/setup.sh: installing the bench extra into $venv" >&2
+  (cd "$root" && "$venv/bin/python" -m pip install -q -e '.[bench]')
+fi
+
+src="$here/loadgen/wsload.c"
+out="$here/loadgen/build/wsload"
+if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
+  mkdir -p "$here/loadgen/build"
+  gcc -O2 -Wall -Wextra -o "$out" "$src"
+fi
