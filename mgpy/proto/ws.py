@@ -1,0 +1,666 @@
+"""Sans-IO WebSocket (RFC 6455) frame codec: bytes in -> WsMessage events, messages in -> bytes.
+
+Theory of operation
+-------------------
+``WsProtocol`` never owns the receive buffer.  ``next_event(buf)`` parses from
+the front of the caller's buffer (the bytearray behind an Mbuf) and returns
+``(event, consumed)``; the caller deletes ``consumed`` bytes from the front
+before calling again.  Three layers are stacked, like wsproto's:
+
+* frames: a 2..14 byte header is parsed only once it is complete and is
+  validated before any payload is buffered (RSV bits, opcode, FIN on control
+  frames, mask direction, minimal length encoding, size limit).  A frame whose
+  payload is entirely in ``buf`` is unmasked in one call and, if it is a whole
+  unfragmented message, returned at once (the hot path: one slice, one
+  unmask, one WsMessage).  Otherwise the header and whatever payload is there
+  are consumed and unmasked now (the mask offset is kept), so a 16 MiB message
+  never needs more than a few bytes of the caller's buffer;
+* messages: fragments are reassembled (or passed through with
+  ``defrag=False``), text is UTF-8 validated incrementally so that an invalid
+  sequence fails as soon as the chunk holding it arrives;
+* control: ping -> pong queued, close -> code/reason validated, echo queued.
+
+``consumed`` may be > 0 with ``NEED_DATA`` when a partial payload or a
+non-final fragment was swallowed; the core keeps parsing the rest of ``buf``
+within the same call, so ``NEED_DATA`` always means "append more bytes".
+
+States: OPEN -> CLOSING (we sent close) -> CLOSED (both closes seen), or
+OPEN -> CLOSED directly when the peer's close arrives first (the echo is
+queued).  Bytes produced while receiving (pong, close echo, the close frame
+for an error) wait in ``data_to_send()``.  A protocol violation raises
+``RemoteProtocolError`` (``LimitExceeded`` for size) carrying the close code;
+the matching close frame is queued and the object is dead afterwards.
+Extensions (permessage-deflate) are not negotiated, so RSV bits are refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import secrets
+import struct
+from collections.abc import Callable
+from typing import Final, Literal, TypeAlias
+
+from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ..events import WS_DONT_FIN, WsMessage
+from .ws_handshake import (
+    GUID,
+    accept_key,
+    check_client_handshake,
+    check_server_handshake,
+    client_handshake_headers,
+    client_subprotocols,
+    new_client_key,
+    server_handshake_headers,
+)
+
+__all__ = [
+    "CLOSED",
+    "CLOSING",
+    "GUID",
+    "NEED_DATA",
+    "OPEN",
+    "WsProtocol",
+    "accept_key",
+    "apply_mask",
+    "apply_mask_py",
+    "check_client_handshake",
+    "check_server_handshake",
+    "client_handshake_headers",
+    "client_subprotocols",
+    "new_client_key",
+    "server_handshake_headers",
+    "valid_close_code",
+]
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: returned by ``next_event`` when more bytes are needed
+NEED_DATA: Final[object] = _Sentinel("NEED_DATA")
+
+OPEN: Final = 1  #: both directions open
+CLOSING: Final = 2  #: we sent a close frame and wait for the peer's
+CLOSED: Final = 3  #: close handshake done (or failed): input is ignored, sending refused
+
+# -- masking (RFC 6455 5.3) ----------------------------------------------------
+# Pure Python: small payloads XOR as one big int (two conversions, no loop);
+# larger ones use bytes.translate on the four byte lanes (a stride-4 slice per
+# mask byte, each translated through a 256-byte XOR table), which beats the int
+# conversions past ~512 bytes (bench/micro_ws.py measures both).
+
+#: _XOR_TABLES[k] maps every byte b to b ^ k (built with one big-int XOR per table)
+_XOR_TABLES: Final = [
+    (int.from_bytes(bytes(range(256)), "big") ^ int.from_bytes(bytes((k,)) * 256, "big")).to_bytes(
+        256, "big"
+    )
+    for k in range(256)
+]
+_INT_MASK_MAX: Final = 512
+
+
+def apply_mask_py(data: Buffer, mask: Buffer) -> bytes:
+    """Return ``data`` XOR-ed with the 4-byte ``mask`` repeated (pure Python)."""
+    if len(mask) != 4:
+        raise ValueError("mask must contain 4 bytes")
+    n = len(data)
+    if n <= _INT_MASK_MAX:
+        if not n:
+            return b""
+        pattern = (bytes(mask) * ((n >> 2) + 1))[:n]
+        return (int.from_bytes(data, "little") ^ int.from_bytes(pattern, "little")).to_bytes(
+            n, "little"
+        )
+    out = bytearray(data)
+    a, b, c, d = bytes(mask)
+    t = _XOR_TABLES
+    out[0::4] = out[0::4].translate(t[a])
+    out[1::4] = out[1::4].translate(t[b])
+    out[2::4] = out[2::4].translate(t[c])
+    out[3::4] = out[3::4].translate(t[d])
+    return bytes(out)
+
+
+apply_mask: Callable[[Buffer, Buffer], bytes]
+try:
+    from .._speedups import apply_mask as _apply_mask_c
+except ImportError:  # no compiler at install time: stay pure Python
+    apply_mask = apply_mask_py
+else:
+    apply_mask = _apply_mask_c
+
+#: payloads at least this long are sliced through a memoryview (saves one copy)
+_BIG: Final = 4096
+
+
+def _payload(buf: Buffer, s: int, e: int, mask: Buffer | None) -> bytes:
+    """Return ``buf[s:e]`` as bytes, unmasked with ``mask`` (already rotated) if given."""
+    if e - s < _BIG:
+        return apply_mask(buf[s:e], mask) if mask is not None else bytes(buf[s:e])
+    with memoryview(buf) as mv:
+        return apply_mask(mv[s:e], mask) if mask is not None else bytes(mv[s:e])
+
+
+# -- close codes (RFC 6455 7.4) -----------------------------------------------
+
+
+def valid_close_code(code: int) -> bool:
+    """Return True for a close code an endpoint may send (RFC 6455 7.4.1, 7.4.2).
+
+    1004-1006 and 1015 are reserved and MUST NOT be sent; 3000-4999 belong to
+    libraries and applications.  Everything from 1012 to 2999 is refused,
+    including the later IANA registrations 1012-1014, matching what older and
+    current Autobahn suites accept.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
+
+
+# -- header encoding -----------------------------------------------------------
+
+_S16: Final = struct.Struct("!BBH")
+_S64: Final = struct.Struct("!BBQ")
+#: the 2-byte headers of unmasked FIN text/binary frames, indexed [b0 & 3][length]
+_SMALL_HDR: Final = (
+    (),
+    tuple(bytes((0x81, n)) for n in range(126)),
+    tuple(bytes((0x82, n)) for n in range(126)),
+)
+_VALID_SEND_OPS: Final = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
+
+_Utf8Decoder: Final = codecs.getincrementaldecoder("utf-8")
+
+
+class WsProtocol:
+    """One WebSocket endpoint: parses received frames and encodes frames to send.
+
+    Example (server side, after the handshake)::
+
+        ws = WsProtocol("server")
+        buf += sock.recv(65536)
+        ev, n = ws.next_event(buf)
+        del buf[:n]
+        if isinstance(ev, WsMessage) and ev.opcode == WS_OP_TEXT:
+            sock.sendall(ws.send(WS_OP_TEXT, ev.data))
+        sock.sendall(ws.data_to_send())     # pongs and close echoes
+    """
+
+    __slots__ = (
+        "_busy",
+        "_dec",
+        "_failed",
+        "_fr_b0",
+        "_fr_left",
+        "_fr_mask",
+        "_fr_off",
+        "_fr_parts",
+        "_fr_text",
+        "_is_client",
+        "_mask_bit",
+        "_msg_defrag",
+        "_msg_len",
+        "_msg_op",
+        "_msg_parts",
+        "_out",
+        "_rng",
+        "_send_frag",
+        "close_code",
+        "close_reason",
+        "defrag",
+        "max_message",
+        "side",
+        "state",
+    )
+
+    def __init__(
+        self,
+        side: Literal["server", "client"],
+        max_message: int = 1 << 20,
+        defrag: bool = True,
+        rng: Callable[[int], bytes] | None = None,
+    ) -> None:
+        if side not in ("server", "client"):
+            raise ValueError("side must be 'server' or 'client'")
+        self.side = side
+        self._is_client = side == "client"
+        # RFC 6455 5.1: client-to-server frames are masked, server-to-client are not.
+        self._mask_bit = 0 if self._is_client else 0x80
+        self.max_message = max_message
+        self.defrag = defrag
+        self._rng: Callable[[int], bytes] = rng if rng is not None else secrets.token_bytes
+        self.state: int = OPEN
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._out: list[bytes] = []
+        self._failed: RemoteProtocolError | None = None
+        # frame whose payload is arriving in pieces
+        self._fr_left = 0
+        self._fr_b0 = 0
+        self._fr_mask: bytes | None = None
+        self._fr_off = 0
+        self._fr_parts: list[bytes] = []
+        self._fr_text = False
+        # fragmented data message in progress (opcode 1/2, or 0 for none)
+        self._msg_op = 0
+        self._msg_len = 0
+        self._msg_defrag = defrag
+        self._msg_parts: list[bytes] = []
+        self._dec: codecs.IncrementalDecoder | None = None
+        self._send_frag = 0
+        #: False while the next_event hot path applies (see there)
+        self._busy = False
+
+    def __repr__(self) -> str:
+        return f"<WsProtocol {self.side} state={self.state}>"
+
+    # -- receiving -----------------------------------------------------------
+    def next_event(self, buf: bytes | bytearray) -> tuple[WsMessage | object, int]:
+        """Parse the front of ``buf``; return ``(WsMessage or NEED_DATA, bytes consumed)``.
+
+        Raises RemoteProtocolError (1002/1007) or LimitExceeded (1009); the
+        close frame for it is then waiting in ``data_to_send()``.
+        """
+        # Hot path: idle (no partial frame, no fragmented message, not closed) and
+        # the front of buf is a whole FIN text/binary frame with a 7-bit length and
+        # the right mask bit: every rule the general loop checks holds already.
+        n = len(buf)
+        if n >= 2 and not self._busy:
+            b0 = buf[0]
+            ln = buf[1] ^ self._mask_bit
+            if (b0 == 0x81 or b0 == 0x82) and ln < 126 and ln <= self.max_message:
+                if self._mask_bit:
+                    e = ln + 6
+                    if e <= n:
+                        data = apply_mask(buf[6:e], buf[2:6])
+                        # RFC 6455 8.1: a text message MUST be valid UTF-8.
+                        if b0 == 0x81 and not data.isascii():
+                            self._check_utf8(data)
+                        return WsMessage(data, b0), e
+                else:
+                    e = ln + 2
+                    if e <= n:
+                        data = bytes(buf[2:e])
+                        if b0 == 0x81 and not data.isascii():
+                            self._check_utf8(data)
+                        return WsMessage(data, b0), e
+        try:
+            return self._next_event(buf, n)
+        finally:
+            self._busy = self.state == CLOSED or self._fr_left > 0 or self._msg_op != 0
+
+    def _next_event(self, buf: bytes | bytearray, n: int) -> tuple[WsMessage | object, int]:
+        """The general parser: every frame shape, partial payloads, fragments."""
+        if self.state == CLOSED:
+            if self._failed is not None:
+                f = self._failed
+                raise RemoteProtocolError(f"connection already failed: {f}", f.status, f.ws_code)
+            return NEED_DATA, n  # RFC 6455 5.5.1: nothing follows a close
+        pos = 0
+        while True:
+            if self._fr_left:
+                ev, pos = self._continue_payload(buf, pos, n)
+                if ev is NEED_DATA and not self._fr_left and self.state != CLOSED:
+                    continue  # a non-final fragment completed: parse on
+                return ev, pos
+            if n - pos < 2:
+                return NEED_DATA, pos
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them.
+            if b0 & 0x70:
+                raise self._fail(RemoteProtocolError("reserved bits set"))
+            op = b0 & 0x0F
+            ln = b1 & 0x7F
+            if op >= 8:
+                # RFC 6455 5.2: opcodes 0xB-0xF are reserved -> fail.
+                if op > 10:
+                    raise self._fail(RemoteProtocolError(f"reserved opcode {op}"))
+                # RFC 6455 5.5: control frames MUST NOT be fragmented and carry <= 125 bytes.
+                if not b0 & 0x80:
+                    raise self._fail(RemoteProtocolError("fragmented control frame"))
+                if ln > 125:
+                    raise self._fail(RemoteProtocolError("control frame payload > 125 bytes"))
+            elif op == 0:
+                # RFC 6455 5.4: a continuation needs a message to continue.
+                if not self._msg_op:
+                    raise self._fail(RemoteProtocolError("continuation frame without a message"))
+            elif op > 2:
+                raise self._fail(RemoteProtocolError(f"reserved opcode {op}"))
+            elif self._msg_op:
+                # RFC 6455 5.4: fragments of one message MUST NOT interleave with another.
+                raise self._fail(RemoteProtocolError("new message before the last one ended"))
+            # RFC 6455 5.1: the server MUST fail on unmasked frames, the client on masked ones.
+            if b1 & 0x80 != self._mask_bit:
+                raise self._fail(
+                    RemoteProtocolError(
+                        "unmasked client frame" if self._mask_bit else "masked server frame"
+                    )
+                )
+            s = pos + 2
+            if ln == 126:
+                if n - pos < 4:
+                    return NEED_DATA, pos
+                ln = (buf[s] << 8) | buf[s + 1]
+                s += 2
+                # RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the length"
+                if ln < 126:
+                    raise self._fail(RemoteProtocolError("non-minimal 16-bit length"))
+            elif ln == 127:
+                if n - pos < 10:
+                    return NEED_DATA, pos
+                ln = int.from_bytes(buf[s : s + 8], "big")
+                s += 8
+                # RFC 6455 5.2: the most significant bit of a 64-bit length MUST be 0.
+                if ln >> 63:
+                    raise self._fail(RemoteProtocolError("64-bit length with the high bit set"))
+                if ln < 0x10000:
+                    raise self._fail(RemoteProtocolError("non-minimal 64-bit length"))
+            # Checked against the declared length, before buffering any of it; _msg_len
+            # is what earlier fragments of a message being reassembled hold (else 0).
+            if op < 8 and self._msg_len + ln > self.max_message:
+                raise self._fail(LimitExceeded(f"message larger than {self.max_message} bytes"))
+            if self._mask_bit:
+                if n - s < 4:
+                    return NEED_DATA, pos
+                mask: Buffer | None = buf[s : s + 4]
+                s += 4
+            else:
+                mask = None
+            e = s + ln
+            if e <= n:
+                if b0 == 0x81 or b0 == 0x82:
+                    # Hot path: a whole unfragmented data message (no message in progress,
+                    # checked above).  RFC 6455 8.1: text MUST be valid UTF-8.
+                    if ln < _BIG:
+                        data = apply_mask(buf[s:e], mask) if mask is not None else bytes(buf[s:e])
+                    else:
+                        data = _payload(buf, s, e, mask)
+                    if b0 == 0x81 and not data.isascii():
+                        self._check_utf8(data)
+                    return WsMessage(data, b0), e
+                ev = self._frame_done(b0, _payload(buf, s, e, mask), False)
+                pos = e
+                if ev is not None:
+                    return ev, pos
+                continue
+            # Partial payload: take what is there, keep the mask and its offset.
+            self._fr_b0 = b0
+            self._fr_left = ln
+            self._fr_mask = bytes(mask) if mask is not None else None
+            self._fr_off = 0
+            self._fr_text = op == 1 or (op == 0 and self._msg_op == 1)
+            pos = s
+            return self._continue_payload(buf, pos, n)
+
+    def _continue_payload(self, buf: Buffer, pos: int, n: int) -> tuple[WsMessage | object, int]:
+        """Consume up to ``_fr_left`` payload bytes; finish the frame when complete."""
+        take = min(self._fr_left, n - pos)
+        if take:
+            mask = self._fr_mask
+            if mask is not None:
+                o = self._fr_off
+                if o:
+                    mask = mask[o:] + mask[:o]
+                self._fr_off = (o + take) & 3
+            chunk = _payload(buf, pos, pos + take, mask)
+            pos += take
+            self._fr_left -= take
+            if self._fr_text:
+                self._feed_utf8(chunk, False)  # RFC 6455 8.1, failing fast
+            self._fr_parts.append(chunk)
+        if self._fr_left:
+            return NEED_DATA, pos
+        parts = self._fr_parts
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._fr_parts = []
+        ev = self._frame_done(self._fr_b0, payload, self._fr_text)
+        return (ev if ev is not None else NEED_DATA), pos
+
+    def _frame_done(self, b0: int, payload: bytes, fed: bool) -> WsMessage | None:
+        """Handle one complete frame; return its event, or None for a swallowed fragment.
+
+        ``fed``: the payload already went through the incremental UTF-8 decoder.
+        """
+        op = b0 & 0x0F
+        if op >= 8:
+            return self._control(b0, payload)
+        fin = b0 & 0x80
+        if op:
+            self._msg_op = op
+            # a change of ``defrag`` takes effect at the next message, never inside one
+            self._msg_defrag = self.defrag
+        if self._msg_op == 1:
+            # RFC 6455 8.1: text MUST be valid UTF-8, checked fragment by fragment.
+            if fin and op and not fed:
+                if not payload.isascii():
+                    self._check_utf8(payload)  # a whole message in one frame: check once
+            else:
+                if not fed:
+                    self._feed_utf8(payload, False)
+                if fin:
+                    self._feed_utf8(b"", True)  # no truncated sequence at the end
+        if not self._msg_defrag:
+            if fin:
+                self._msg_op = 0
+            return WsMessage(payload, b0)
+        if not fin:
+            self._msg_parts.append(payload)
+            self._msg_len += len(payload)
+            return None
+        flags = 0x80 | self._msg_op
+        if self._msg_parts:
+            self._msg_parts.append(payload)
+            payload = b"".join(self._msg_parts)
+            self._msg_parts = []
+        self._msg_op = 0
+        self._msg_len = 0
+        return WsMessage(payload, flags)
+
+    def _control(self, b0: int, payload: bytes) -> WsMessage:
+        """Handle a ping, pong or close frame (RFC 6455 5.5)."""
+        op = b0 & 0x0F
+        if op == 0x9:
+            # RFC 6455 5.5.2/5.5.3: answer a ping with a pong carrying the same data,
+            # unless we already sent our close (nothing may follow it).
+            if self.state == OPEN:
+                self._out.append(self._frame(0x8A, payload))
+        elif op == 0x8:
+            self._receive_close(payload)
+        return WsMessage(payload, b0)
+
+    def _receive_close(self, payload: bytes) -> None:
+        """Validate the peer's close (RFC 6455 5.5.1, 7.4) and move toward CLOSED."""
+        if len(payload) == 1:
+            raise self._fail(RemoteProtocolError("close frame with a 1-byte payload"))
+        if payload:
+            code = (payload[0] << 8) | payload[1]
+            if not valid_close_code(code):
+                raise self._fail(RemoteProtocolError(f"invalid close code {code}"))
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                # RFC 6455 5.5.1 / 8.1: the reason is UTF-8 encoded data.
+                raise self._fail(
+                    RemoteProtocolError("invalid UTF-8 in close reason", ws_code=1007)
+                ) from None
+            self.close_code = code
+            self.close_reason = reason
+        else:
+            self.close_code = 1005  # RFC 6455 7.1.5: no status code was present
+            self.close_reason = ""
+        if self.state == OPEN:
+            # RFC 6455 5.5.1: reply with a close frame, typically echoing the code.
+            echo = payload[:2]
+            self._out.append(self._frame(0x88, echo))
+        self.state = CLOSED
+        self._reset_message()
+
+    def _check_utf8(self, data: bytes) -> None:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._fail(
+                RemoteProtocolError("invalid UTF-8 in text message", ws_code=1007)
+            ) from None
+
+    def _feed_utf8(self, data: bytes, final: bool) -> None:
+        """Run ``data`` through the message's incremental UTF-8 decoder (RFC 6455 8.1)."""
+        dec = self._dec
+        if dec is None:
+            dec = self._dec = _Utf8Decoder()
+        try:
+            dec.decode(data, final)
+        except UnicodeDecodeError:
+            raise self._fail(
+                RemoteProtocolError("invalid UTF-8 in text message", ws_code=1007)
+            ) from None
+        if final:
+            self._dec = None
+            return
+        # CPython holds ED A0..ED BF back as "incomplete", but it can only start
+        # a surrogate, which is never valid UTF-8: fail now, not one byte later.
+        pending = dec.getstate()[0]
+        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise self._fail(RemoteProtocolError("UTF-8 encoded surrogate", ws_code=1007))
+
+    def _reset_message(self) -> None:
+        self._msg_op = 0
+        self._msg_len = 0
+        self._msg_parts = []
+        self._fr_parts = []
+        self._fr_left = 0
+        self._dec = None
+
+    def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
+        """Queue the close frame for ``exc`` (RFC 6455 7.1.7), go dead, return ``exc``."""
+        if self._failed is None:
+            self._failed = exc
+            self._busy = True
+            if self.state == OPEN:
+                self._out.append(self._frame(0x88, exc.ws_code.to_bytes(2, "big")))
+            self.state = CLOSED
+            self._reset_message()
+        return exc
+
+    # -- sending ---------------------------------------------------------------
+    def send(self, op: int, data: bytes | str) -> bytes:
+        """Return the frame carrying ``data``; OR ``WS_DONT_FIN`` into ``op`` for a fragment.
+
+        ``str`` is sent as UTF-8.  Client frames are masked with a fresh key.
+        Raises LocalProtocolError after our close, for a control frame over
+        125 bytes or fragmented, and for fragments out of order.
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if (op == 1 or op == 2) and not self._send_frag and self.state == OPEN:
+            if not self._is_client and len(data) < 126:
+                return _SMALL_HDR[op][len(data)] + data
+            return self._frame(0x80 | op, data)
+        return self._send_other(op, data)
+
+    def _send_other(self, op: int, data: bytes) -> bytes:
+        """send() for everything but an unfragmented data message."""
+        opcode = op & ~WS_DONT_FIN
+        fin = 0 if op & WS_DONT_FIN else 0x80
+        if opcode not in _VALID_SEND_OPS:
+            raise LocalProtocolError(f"invalid opcode {op:#x}")
+        if not isinstance(data, bytes):
+            data = bytes(data)  # a bytearray or memoryview from the application
+        if opcode == 0x8:
+            if not fin:
+                raise LocalProtocolError("control frames cannot be fragmented")
+            return self._send_close(_close_payload_checked(data))
+        if self.state != OPEN:
+            # RFC 6455 5.5.1: nothing may be sent after our close frame.
+            raise LocalProtocolError("cannot send after the close frame")
+        if opcode >= 8:
+            # RFC 6455 5.5: control frames are never fragmented and carry <= 125 bytes.
+            if not fin:
+                raise LocalProtocolError("control frames cannot be fragmented")
+            if len(data) > 125:
+                raise LocalProtocolError("control frame payload > 125 bytes")
+        elif opcode == 0:
+            if not self._send_frag:
+                raise LocalProtocolError("continuation frame without a message in progress")
+            if fin:
+                self._send_frag = 0
+        else:
+            if self._send_frag:
+                raise LocalProtocolError("previous fragmented message is not finished")
+            if not fin:
+                self._send_frag = opcode
+        return self._frame(fin | opcode, data)
+
+    def close(self, code: int = 1000, reason: str = "") -> bytes:
+        """Return our close frame and enter CLOSING; b"" if a close was already sent.
+
+        Raises LocalProtocolError for a code that may not be sent or a reason
+        longer than 123 bytes of UTF-8 (RFC 6455 5.5, 7.4).
+        """
+        if not valid_close_code(code):
+            raise LocalProtocolError(f"close code {code} may not be sent")
+        raw = reason.encode("utf-8")
+        if len(raw) > 123:
+            raise LocalProtocolError("close reason longer than 123 bytes")
+        return self._send_close(code.to_bytes(2, "big") + raw)
+
+    def _send_close(self, payload: bytes) -> bytes:
+        if self.state != OPEN:
+            return b""
+        self.state = CLOSING
+        return self._frame(0x88, payload)
+
+    def data_to_send(self) -> bytes:
+        """Return (and forget) bytes queued while receiving: pongs, close echo, error close."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def _frame(self, b0: int, data: bytes) -> bytes:
+        """Encode one frame with the minimal length form (RFC 6455 5.2)."""
+        n = len(data)
+        if self._is_client:
+            # RFC 6455 5.3: a fresh, unpredictable masking key for every frame.
+            mask = self._rng(4)
+            if n < 126:
+                hdr = bytes((b0, 0x80 | n))
+            elif n < 0x10000:
+                hdr = _S16.pack(b0, 0xFE, n)
+            else:
+                hdr = _S64.pack(b0, 0xFF, n)
+            return b"".join((hdr, mask, apply_mask(data, mask)))
+        if n < 126:
+            return bytes((b0, n)) + data
+        if n < 0x10000:
+            return _S16.pack(b0, 126, n) + data
+        return _S64.pack(b0, 127, n) + data
+
+
+def _close_payload_checked(payload: bytes) -> bytes:
+    """Validate a raw close payload given to ``send(WS_OP_CLOSE, ...)``."""
+    if not payload:
+        return payload
+    if len(payload) < 2:
+        raise LocalProtocolError("close payload must be empty or start with a 2-byte code")
+    if len(payload) > 125:
+        raise LocalProtocolError("control frame payload > 125 bytes")
+    code = (payload[0] << 8) | payload[1]
+    if not valid_close_code(code):
+        raise LocalProtocolError(f"close code {code} may not be sent")
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise LocalProtocolError("close reason is not valid UTF-8") from None
+    return payload
