@@ -19,10 +19,37 @@ from .events import (
 )
 from .limits import Limits
 from .mbuf import Mbuf
+from .net.auth import get_http_basic_auth
+from .net.conn import Connection
+from .net.http import register_http_endpoint, set_protocol_http_websocket
+from .net.manager import Manager
+from .net.respond import http_reply, http_send_error, http_send_redirect
+from .net.ws import ws_accept, ws_dropped
+from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
+from .proto.ws import WsProtocol
+
+
+def get_http_header(hm: HttpMessage, name: str) -> str | None:
+    """Return the first header ``name`` of ``hm`` (case-insensitive), or None."""
+    return hm.header(name)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "WsProtocol",
+    "get_http_basic_auth",
+    "get_http_header",
+    "get_http_var",
+    "http_parse_header",
+    "http_reply",
+    "http_send_error",
+    "http_send_redirect",
+    "register_http_endpoint",
+    "set_protocol_http_websocket",
+    "url_decode",
+    "url_encode",
+    "ws_accept",
+    "ws_dropped",
     "WS_DONT_FIN",
     "WS_OP_BINARY",
     "WS_OP_CLOSE",
@@ -30,6 +57,7 @@ __all__ = [
     "WS_OP_PING",
     "WS_OP_PONG",
     "WS_OP_TEXT",
+    "Connection",
     "Error",
     "Ev",
     "F",
@@ -37,6 +65,7 @@ __all__ = [
     "LimitExceeded",
     "Limits",
     "LocalProtocolError",
+    "Manager",
     "Mbuf",
     "MultipartPart",
     "ProtocolError",

@@ -1,0 +1,321 @@
+"""HTTP and WebSocket clients: ``connect_http`` and ``connect_ws``.
+
+The connection is an ordinary outbound Connection with the HTTP protocol
+handler in front.  On CONNECT (status 0) the request is written; the handler
+then sees HTTP_CHUNK while a response body arrives and HTTP_REPLY with the
+whole response (read-until-close bodies end at the server's close, just before
+CLOSE).  ``connect_ws`` sends the upgrade request with a fresh random key,
+verifies the 101 and ``Sec-WebSocket-Accept`` and delivers WS_HANDSHAKE_DONE
+with the response (``resp_code == 101`` on success; any other status is
+delivered too and the connection closes).  A 101 that fails verification
+gives ERROR and CLOSE without WS_HANDSHAKE_DONE.  ``user:pass@`` in the URL
+sends Basic credentials, and answers one Digest challenge per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Error, ProtocolError
+from ..events import Ev, F, Headers, HttpMessage
+from ..proto import ws as _wscore
+from ..proto.http1 import END, NEED_DATA, request_head
+from ..proto.httputil import basic_auth_header
+from .addr import parse_addr
+from . import http as _http
+
+if TYPE_CHECKING:
+    from ..limits import Limits
+    from .conn import Connection, Handler
+    from .manager import Manager
+
+__all__ = ["connect_http", "connect_ws"]
+
+log = logging.getLogger("mgpy")
+
+EV_CONNECT = Ev.CONNECT
+EV_HTTP_REPLY = Ev.HTTP_REPLY
+EV_HTTP_CHUNK = Ev.HTTP_CHUNK
+EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
+
+_DELETE_CHUNK = int(F.DELETE_CHUNK)
+_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
+_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
+
+
+class ClientX:
+    """The request a client connection sends (internal)."""
+
+    __slots__ = ("addr", "method", "headers", "body", "ws", "key", "offered", "auth_tried", "done")
+
+    def __init__(self, addr: Any, method: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.addr = addr
+        self.method = method
+        self.headers = headers
+        self.body = body
+        self.ws = False
+        self.key = ""
+        self.offered: list[str] = []
+        self.auth_tried = False
+        self.done = False
+
+
+def _new_client(
+    mgr: Manager, url: str, default_scheme: str, handler: Handler, limits: Limits | None,
+    user_data: Any, tls: Any,
+) -> tuple[Connection, Any]:
+    a = parse_addr(url, default_scheme, need_host=True)
+    if a.scheme in ("tcp", "udp"):
+        raise Error(f"{url!r}: expected an http://, https://, ws:// or wss:// URL")
+    c = mgr._connect_addr(a, handler, limits, user_data, tls)
+    c.proto_handler = _http.http_handler
+    st = c.proto_data = _http.HttpState(c, client=True)
+    return c, st
+
+
+def connect_http(
+    mgr: Manager,
+    url: str,
+    handler: Handler,
+    method: str | None = None,
+    headers: Headers = None,
+    body: bytes | str | None = None,
+    *,
+    limits: Limits | None = None,
+    user_data: Any = None,
+    tls: Any = None,
+) -> Connection:
+    """Send one HTTP request to ``url``; the handler gets HTTP_CHUNK*/HTTP_REPLY."""
+    from .respond import normalize_headers
+
+    if isinstance(body, str):
+        body = body.encode()
+    c, st = _new_client(mgr, url, "http", handler, limits, user_data, tls)
+    m = method or ("POST" if body else "GET")
+    st.client_x = ClientX(c._x_get()["addr"], m.upper(), normalize_headers(headers), body or b"")
+    return c
+
+
+def connect_ws(
+    mgr: Manager,
+    url: str,
+    handler: Handler,
+    protocol: str | list[str] | None = None,
+    headers: Headers = None,
+    *,
+    limits: Limits | None = None,
+    user_data: Any = None,
+    tls: Any = None,
+) -> Connection:
+    """Open a WebSocket to ``url`` (ws://, wss://, http://, or no scheme)."""
+    from .respond import normalize_headers
+
+    c, st = _new_client(mgr, url, "ws", handler, limits, user_data, tls)
+    x = st.client_x = ClientX(c._x_get()["addr"], "GET", normalize_headers(headers), b"")
+    x.ws = True
+    if isinstance(protocol, str):
+        x.offered = [p.strip() for p in protocol.split(",") if p.strip()]
+    elif protocol:
+        x.offered = list(protocol)
+    return c
+
+
+def client_connected(c: Connection, st: _http.HttpState) -> None:
+    """CONNECT(0): tell the handler, then write the request."""
+    st.h(c, EV_CONNECT, 0)
+    if not c._closed and not c._flags & _CLOSE_IMMEDIATELY:
+        _send_request(c, st)
+
+
+def _send_request(c: Connection, st: _http.HttpState, auth: str | None = None) -> None:
+    x = st.client_x
+    a = x.addr
+    names = {k.lower() for k, _ in x.headers}
+    hs: list[tuple[str, str]] = []
+    if "host" not in names:
+        hs.append(("Host", a.hostport))
+    if x.ws:
+        x.key = _wscore.new_client_key()
+        hs += [
+            h
+            for h in _wscore.client_handshake_headers(a.hostport, x.key, x.offered or None)
+            if h[0].lower() != "host"
+        ]
+    elif x.body or x.method in ("POST", "PUT", "PATCH"):
+        if "content-length" not in names and "transfer-encoding" not in names:
+            hs.append(("Content-Length", str(len(x.body))))
+    if auth is not None:
+        hs.append(("Authorization", auth))
+    elif a.user is not None and "authorization" not in names:
+        hs.append(("Authorization", basic_auth_header(a.user, a.password or "")))
+    hs += x.headers
+    c.send(request_head(x.method, a.path, hs) + x.body)
+    reader = st.reader
+    assert reader is not None
+    reader.expect_response(x.method)
+    lim = c.limits
+    if lim.body_timeout:
+        c._on_expire = _client_timeout
+        c.mgr._set_expire(c, c.mgr._mono + lim.body_timeout)
+
+
+def _client_timeout(c: Connection) -> None:
+    c._error = "no response from the server within Limits.body_timeout"
+    c._flags |= _CLOSE_IMMEDIATELY
+
+
+def client_recv(c: Connection, st: _http.HttpState) -> None:
+    """Parse the response from recv_mbuf."""
+    mb = c.recv_mbuf
+    reader = st.reader
+    if reader is None:
+        return
+    lim = c.limits
+    if lim.body_timeout and c._expire_at:
+        c._expire_at = c.mgr._mono + lim.body_timeout
+    while mb._buf and st.phase != _http._WS and not c._flags & _CLOSE_IMMEDIATELY:
+        try:
+            ev, n = reader.next_event(mb._buf)
+        except ProtocolError as e:
+            c._error = f"bad response: {e}"
+            c._flags |= _CLOSE_IMMEDIATELY
+            st.phase = _http._DEAD
+            return
+        if n:
+            mb.remove(n)
+        if ev is NEED_DATA:
+            _progress(c, st)
+            break
+        if ev.__class__ is HttpMessage:
+            _on_head(c, st, ev)  # type: ignore[arg-type]
+        elif ev.__class__ is bytes:
+            body = st.body
+            if body is not None:
+                body += ev  # type: ignore[operator]
+                if len(body) > lim.max_body:
+                    c._error = "response body larger than Limits.max_body"
+                    c._flags |= _CLOSE_IMMEDIATELY
+                    return
+        elif ev is END:
+            _on_end(c, st)
+
+
+def _on_head(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
+    x = st.client_x
+    reader = st.reader
+    assert reader is not None
+    if x.ws:
+        if hm.resp_code == 101:
+            try:
+                _wscore.check_server_handshake(hm, x.key, x.offered or None)
+            except ProtocolError as e:
+                c._error = f"WebSocket handshake failed: {e}"
+                c._flags |= _CLOSE_IMMEDIATELY
+                return
+            _http._ws.ws_start(c, st, "client")
+            c._expire_at = 0.0
+            c._on_expire = _http._expired
+            lim = c.limits
+            c.mgr._set_expire(c, c.mgr._mono + lim.ws_ping_interval if lim.ws_ping_interval else 0.0)
+            st.h(c, EV_WS_HANDSHAKE_DONE, hm)
+            if c.recv_mbuf._buf:
+                _http._ws.ws_recv(c, st)
+            return
+        x.done = True
+        c._expire_at = 0.0
+        st.h(c, EV_WS_HANDSHAKE_DONE, hm)
+        c._flags |= _SEND_AND_CLOSE
+        st.phase = _http._DEAD
+        return
+    if not reader.in_body:
+        _deliver(c, st, hm)
+        return
+    st.hm = hm
+    st.body = bytearray()
+    st.mark = 0
+    st.phase = _http._BODY
+
+
+def _progress(c: Connection, st: _http.HttpState) -> None:
+    body = st.body
+    hm = st.hm
+    if body is None or hm is None or len(body) == st.mark:
+        return
+    hm.body = bytes(body)
+    c._flags &= ~_DELETE_CHUNK
+    st.h(c, EV_HTTP_CHUNK, hm)
+    if c._flags & _DELETE_CHUNK:
+        c._flags &= ~_DELETE_CHUNK
+        body.clear()
+        hm.body = b""
+    st.mark = len(body)
+
+
+def _on_end(c: Connection, st: _http.HttpState) -> None:
+    hm = st.hm
+    assert hm is not None
+    body = st.body
+    hm.body = bytes(body) if body else b""
+    st.hm = None
+    st.body = None
+    _deliver(c, st, hm)
+
+
+def _deliver(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
+    x = st.client_x
+    if hm.resp_code == 401 and not x.auth_tried and x.addr.user is not None:
+        chal = _digest_challenge(hm)
+        if chal is not None and hm.keep_alive:
+            x.auth_tried = True
+            from ..proto.digest import create_digest_auth_header
+
+            try:
+                auth = create_digest_auth_header(
+                    x.addr.user, x.addr.password or "", x.method, x.addr.path, chal
+                )
+            except ProtocolError as e:
+                log.debug("%r: cannot answer the Digest challenge: %s", c, e)
+            else:
+                st.phase = _http._IDLE
+                _send_request(c, st, auth)
+                return
+    x.done = True
+    st.phase = _http._DEAD if not hm.keep_alive else _http._IDLE
+    c._expire_at = 0.0
+    st.h(c, EV_HTTP_REPLY, hm)
+    if not hm.keep_alive:
+        c._flags |= _SEND_AND_CLOSE
+
+
+def _digest_challenge(hm: HttpMessage) -> str | None:
+    for v in hm.header_all("www-authenticate"):
+        if v[:7].lower() == "digest ":
+            return v
+    return None
+
+
+def client_close(c: Connection, st: _http.HttpState) -> None:
+    """The connection is closing: finish a read-until-close response first."""
+    reader = st.reader
+    x = st.client_x
+    if reader is None or x is None or x.done or st.phase == _http._WS:
+        return
+    mb = c.recv_mbuf
+    try:
+        while True:
+            ev, n = reader.next_event(mb._buf, eof=True)
+            if n:
+                mb.remove(n)
+            if ev is NEED_DATA:
+                break
+            if ev.__class__ is HttpMessage:
+                _on_head(c, st, ev)  # type: ignore[arg-type]
+            elif ev.__class__ is bytes and st.body is not None:
+                st.body += ev  # type: ignore[operator]
+            elif ev is END:
+                _on_end(c, st)
+                break
+    except ProtocolError as e:
+        if c._error is None:
+            c._error = f"incomplete response: {e}"

@@ -1,0 +1,247 @@
+"""Connection: one socket (listener, accepted or outbound) and its buffers.
+
+A Connection belongs to one Manager and is only touched from the thread that
+polls it.  Data queued with ``send`` goes to ``send_mbuf`` and is written by
+the manager right after the current event returns (not a poll later), so
+several sends in one handler leave in one write.  Events are delivered to
+``proto_handler`` when one is set (it forwards to ``handler``), else to
+``handler``.  Internals the manager and protocol handlers use start with ``_``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from ..events import F, Headers
+from ..limits import Limits
+from ..mbuf import Mbuf
+
+if TYPE_CHECKING:
+    from .manager import Manager
+
+__all__ = ["Connection", "Handler"]
+
+log = logging.getLogger("mgpy")
+
+Handler = Callable[["Connection", Any, Any], None]
+Data = Union[bytes, bytearray, memoryview, str]
+
+_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
+_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
+_UDP = int(F.UDP)
+
+
+class Connection:
+    """A connection managed by a ``Manager``: listener, accepted or outbound.
+
+    Attributes users touch: ``recv_mbuf``, ``send_mbuf``, ``flags``,
+    ``user_data``, ``handler``, ``proto_handler``, ``proto_data``, ``peer``,
+    ``local``, ``listener`` (the listening Connection that accepted this one),
+    ``mgr`` and ``limits``.
+    """
+
+    __slots__ = (
+        "mgr",
+        "sock",
+        "_h",
+        "_handler",
+        "_proto",
+        "proto_data",
+        "user_data",
+        "_flags",
+        "recv_mbuf",
+        "send_mbuf",
+        "peer",
+        "limits",
+        "listener",
+        "_timer",
+        "_expire_at",
+        "_expire_q",
+        "_on_expire",
+        "_mask",
+        "_closed",
+        "_above_high",
+        "_error",
+        "_tls",
+        "_x",
+        "_nq",
+        "__weakref__",
+    )
+
+    def __init__(self, mgr: Manager, sock: Any, handler: Handler, limits: Limits) -> None:
+        self.mgr = mgr
+        self.sock = sock
+        self._handler = handler
+        self._proto: Handler | None = None
+        self._h: Handler = handler
+        self.proto_data: Any = None
+        self.user_data: Any = None
+        self._flags = 0
+        self.recv_mbuf = Mbuf(max_size=limits.max_recv_buffer)
+        self.send_mbuf = Mbuf(max_size=limits.max_send_buffer)
+        self.peer: Any = None
+        self.limits = limits
+        self.listener: Connection | None = None
+        self._timer = 0.0
+        self._expire_at = 0.0
+        self._expire_q = 0.0
+        self._on_expire: Callable[[Connection], None] | None = None
+        self._mask = 0
+        self._closed = False
+        self._above_high = False
+        self._error: str | None = None
+        self._tls: Any = None
+        self._x: dict[str, Any] | None = None  # rarely used extras (UDP children, connect state)
+        self._nq = 0  # bytes ever queued with send(): protocol layers track responses with it
+
+    # -- handlers and flags -------------------------------------------------------
+    @property
+    def handler(self) -> Handler:
+        """The user's event handler ``fn(c, ev, ev_data)``."""
+        return self._handler
+
+    @handler.setter
+    def handler(self, fn: Handler) -> None:
+        self._handler = fn
+        if self._proto is None:
+            self._h = fn
+
+    @property
+    def proto_handler(self) -> Handler | None:
+        """The protocol handler that runs in front of ``handler`` (mongoose's proto_handler)."""
+        return self._proto
+
+    @proto_handler.setter
+    def proto_handler(self, fn: Handler | None) -> None:
+        self._proto = fn
+        self._h = fn if fn is not None else self._handler
+
+    @property
+    def flags(self) -> F:
+        """Connection flags (``F``); set SEND_AND_CLOSE, CLOSE_IMMEDIATELY or USER_* here."""
+        return F(self._flags)
+
+    @flags.setter
+    def flags(self, value: int) -> None:
+        self._flags = int(value)
+
+    @property
+    def local(self) -> Any:
+        """Local socket address, e.g. ``("127.0.0.1", 8000)``."""
+        try:
+            return self.sock.getsockname() if self.sock is not None else None
+        except OSError:
+            return None
+
+    @property
+    def closed(self) -> bool:
+        """True once CLOSE has been delivered."""
+        return self._closed
+
+    @property
+    def is_websocket(self) -> bool:
+        return bool(self._flags & F.IS_WEBSOCKET)
+
+    def _x_get(self) -> dict[str, Any]:
+        x = self._x
+        if x is None:
+            x = self._x = {}
+        return x
+
+    # -- sending ----------------------------------------------------------------
+    def send(self, data: Data) -> int:
+        """Queue ``data`` (bytes or str, UTF-8) for sending; return the bytes queued.
+
+        The data is written as soon as the current event handler returns.  A send
+        that would grow ``send_mbuf`` past ``Limits.max_send_buffer`` is refused
+        (returns 0) and the connection is closed with an ERROR event.
+        """
+        if self._closed:
+            return 0
+        if isinstance(data, str):
+            data = data.encode()
+        if self._flags & _UDP:
+            return self.mgr._udp_send(self, data)
+        mb = self.send_mbuf
+        if not mb.append(data):
+            if not data:
+                return 0
+            self._error = "send queue limit exceeded (Limits.max_send_buffer)"
+            self._flags |= _CLOSE_IMMEDIATELY
+            log.warning("%r: %s", self, self._error)
+            return 0
+        n = len(data)
+        self._nq += n
+        if len(mb._buf) > self.limits.send_high_water:
+            self._above_high = True
+        self.mgr._dirty.append(self)
+        return n
+
+    def printf(self, fmt: str, *args: Any) -> int:
+        """Queue ``fmt % args`` (UTF-8); return the bytes queued."""
+        return self.send(fmt % args if args else fmt)
+
+    def close(self) -> None:
+        """Close gracefully: everything queued is sent first (``F.SEND_AND_CLOSE``).
+
+        Use ``c.flags |= F.CLOSE_IMMEDIATELY`` to drop queued data instead, and
+        ``c.ws_close(code, reason)`` for a WebSocket close handshake.
+        """
+        self._flags |= _SEND_AND_CLOSE
+        self.mgr._dirty.append(self)
+
+    def set_timer(self, when: float) -> float:
+        """Deliver Ev.TIMER at wall-clock time ``when`` (``time.time()`` based); 0 cancels.
+
+        Returns the previous deadline (0 if none).  The timer fires once; re-arm it
+        from the TIMER handler for periodic work.
+        """
+        prev = self._timer
+        self._timer = when
+        if when:
+            self.mgr._schedule_timer(self, when)
+        return prev
+
+    # -- HTTP / WebSocket helpers (implemented in mgpy.net.http) -----------------
+    def set_protocol_http_websocket(self) -> None:
+        """Speak HTTP/1.1 + WebSocket on this connection (or on every accepted one)."""
+        from .http import set_protocol_http_websocket
+
+        set_protocol_http_websocket(self)
+
+    def send_head(self, code: int, length: int = -1, headers: Headers = None) -> None:
+        """Send a response head; ``length`` -1 means chunked (HTTP/1.1) or close-delimited."""
+        from .http import send_head
+
+        send_head(self, code, length, headers)
+
+    def send_http_chunk(self, data: Data) -> None:
+        """Send one chunk of a chunked response; an empty chunk ends the response."""
+        from .http import send_http_chunk
+
+        send_http_chunk(self, data)
+
+    def printf_http_chunk(self, fmt: str, *args: Any) -> None:
+        """Send ``fmt % args`` as one chunk of a chunked response."""
+        self.send_http_chunk(fmt % args if args else fmt)
+
+    def send_websocket_frame(self, op: int, data: Data = b"") -> None:
+        """Send a WebSocket frame; OR ``WS_DONT_FIN`` into ``op`` for a non-final fragment."""
+        from .http import send_websocket_frame
+
+        send_websocket_frame(self, op, data)
+
+    def printf_websocket_frame(self, op: int, fmt: str, *args: Any) -> None:
+        """Send ``fmt % args`` as a WebSocket frame."""
+        self.send_websocket_frame(op, fmt % args if args else fmt)
+
+    def ws_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the WebSocket close handshake; the TCP connection closes after the reply."""
+        from .http import ws_close
+
+        ws_close(self, code, reason)
+
+    def __repr__(self) -> str:
+        kind = "listener" if self._flags & F.LISTENING else "conn"
+        return f"<Connection {kind} peer={self.peer!r}{' closed' if self._closed else ''}>"

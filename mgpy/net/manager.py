@@ -1,0 +1,802 @@
+"""Manager: the single-threaded poll loop that owns every connection.
+
+Theory of operation.  ``poll(timeout_ms)`` does one round:
+
+1. flush connections that were written to outside an event (so a ``send``
+   between polls never waits for ``select``);
+2. ``select`` on every socket (``selectors.DefaultSelector``: epoll on Linux,
+   no 1024-fd limit), sleeping at most until the nearest timer;
+3. for each ready socket: accept (listeners), ``recv`` once into ``recv_mbuf``
+   and fire RECV, or write ``send_mbuf`` when the kernel has room;
+4. run work handed over by other threads (``broadcast``, DNS results) and
+   deferred work (CONNECT results);
+5. fire due timers (TIMER) and internal deadlines (protocol timeouts);
+6. fire POLL on every connection, then flush and close what needs it.
+
+After every event delivered to a connection the manager writes what the
+handler queued (``_after``): a socket is registered for EVENT_WRITE only while
+the kernel refuses data, and for EVENT_READ only while ``recv_mbuf`` has room
+(backpressure: a full buffer pauses reading instead of growing).  CLOSE is the
+last event a connection sees; a handler that raises closes only its own
+connection (logged with ``logging.getLogger("mgpy")``).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import errno
+import heapq
+import itertools
+import logging
+import selectors
+import socket
+import time
+from typing import Any, Callable, Iterator
+
+from ..errors import Error
+from ..events import Ev, F
+from ..limits import Limits
+from .addr import Addr, Resolver, parse_addr
+from .conn import Connection, Handler
+
+__all__ = ["Manager", "Connection"]
+
+log = logging.getLogger("mgpy")
+
+_R = selectors.EVENT_READ
+_W = selectors.EVENT_WRITE
+
+EV_POLL = Ev.POLL
+EV_ACCEPT = Ev.ACCEPT
+EV_CONNECT = Ev.CONNECT
+EV_RECV = Ev.RECV
+EV_SEND = Ev.SEND
+EV_CLOSE = Ev.CLOSE
+EV_TIMER = Ev.TIMER
+EV_WRITABLE = Ev.WRITABLE
+EV_ERROR = Ev.ERROR
+
+_LISTENING = int(F.LISTENING)
+_UDP = int(F.UDP)
+_RESOLVING = int(F.RESOLVING)
+_CONNECTING = int(F.CONNECTING)
+_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
+_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
+_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
+
+# heap entry kinds
+_K_TIMER = 0  # user set_timer
+_K_EXPIRE = 1  # protocol deadline (c._expire_at)
+_K_CALL = 2  # internal call_later
+_K_CONNECT = 3  # connect timeout
+
+#: seconds a listener rests after accept() fails for lack of file descriptors
+_EMFILE_PAUSE = 0.1
+#: connections accepted per readiness event of one listener
+_ACCEPT_BATCH = 64
+
+
+class Manager:
+    """Owns connections and runs the event loop, one ``poll`` at a time.
+
+    Example::
+
+        def handler(c, ev, ev_data):
+            if ev == mgpy.Ev.RECV:
+                c.send(bytes(c.recv_mbuf))     # echo
+                c.recv_mbuf.clear()
+
+        with mgpy.Manager() as mgr:
+            mgr.bind("tcp://127.0.0.1:1234", handler)
+            while True:
+                mgr.poll(1000)
+    """
+
+    def __init__(self, user_data: Any = None, limits: Limits | None = None) -> None:
+        self.user_data = user_data
+        self.limits = limits if limits is not None else Limits()
+        self._sel = selectors.DefaultSelector()
+        self._conns: dict[Connection, None] = {}
+        self._dirty: list[Connection] = []
+        self._heap: list[tuple[float, int, int, Any, Any]] = []
+        self._seq = itertools.count()
+        self._posted: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._soon: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._resolver = Resolver()
+        self._rsock, self._wsock = socket.socketpair()
+        self._rsock.setblocking(False)
+        self._wsock.setblocking(False)
+        self._sel.register(self._rsock, _R, None)
+        self._closed = False
+        self._mono = time.monotonic()
+        #: traffic counters (bytes read from / written to sockets) for dashboards
+        self.bytes_in = 0
+        self.bytes_out = 0
+        #: number of connections accepted so far
+        self.accepted = 0
+        #: number of HTTP requests received so far (all HTTP connections)
+        self.requests = 0
+        #: number of WebSocket data messages received so far
+        self.ws_messages = 0
+
+    # -- context manager / lifetime ---------------------------------------------
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connections(self) -> list[Connection]:
+        """A snapshot list of live connections (listeners included)."""
+        return list(self._conns)
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self._conns))
+
+    def close(self) -> None:
+        """Close every connection (each gets CLOSE) and release the manager's resources."""
+        if self._closed:
+            return
+        for c in list(self._conns):
+            self._close(c)
+        self._closed = True
+        self._resolver.close()
+        try:
+            self._sel.unregister(self._rsock)
+        except (KeyError, ValueError):
+            pass
+        self._sel.close()
+        self._rsock.close()
+        self._wsock.close()
+
+    # -- listening --------------------------------------------------------------
+    def bind(
+        self,
+        addr: str,
+        handler: Handler,
+        *,
+        limits: Limits | None = None,
+        user_data: Any = None,
+        tls: Any = None,
+        backlog: int = 1024,
+        reuse_port: bool = False,
+    ) -> Connection:
+        """Listen on ``addr`` (``"8000"``, ``"127.0.0.1:8000"``, ``"[::1]:8000"``, ``"udp://:53"``...).
+
+        Accepted connections inherit ``handler``, the listener's protocol handler,
+        ``user_data`` and ``limits``.  Raises ``mgpy.Error`` naming the address and
+        the reason (e.g. "address already in use") when the socket cannot be bound.
+        """
+        self._check_open()
+        a = parse_addr(addr, "tcp")
+        lim = limits if limits is not None else self.limits
+        kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
+        fam = a.numeric_family()
+        sa: Any
+        if fam is None:
+            try:
+                infos = socket.getaddrinfo(a.host, a.port, 0, kind, 0, socket.AI_PASSIVE)
+            except socket.gaierror as e:
+                raise Error(f"cannot bind {addr}: cannot resolve {a.host!r}: {e.strerror}") from e
+            fam, sa = infos[0][0], infos[0][4]
+        else:
+            sa = (a.host or "0.0.0.0", a.port)
+        sock = socket.socket(fam, kind)
+        try:
+            if not a.udp:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(sa)
+            if not a.udp:
+                sock.listen(backlog)
+            sock.setblocking(False)
+        except OSError as e:
+            sock.close()
+            why = e.strerror or str(e)
+            if e.errno == errno.EADDRINUSE:
+                why = "address already in use (another program is listening on that port)"
+            raise Error(f"cannot bind {addr}: {why}") from e
+        c = Connection(self, sock, handler, lim)
+        c._flags = _LISTENING | (_UDP if a.udp else 0)
+        c.user_data = user_data
+        c.peer = None
+        if tls is not None or a.tls:
+            from .tls import setup_server_tls
+
+            setup_server_tls(c, tls)
+        self._conns[c] = None
+        self._set_mask(c, _R)
+        return c
+
+    # -- connecting -------------------------------------------------------------
+    def connect(
+        self,
+        addr: str,
+        handler: Handler,
+        *,
+        limits: Limits | None = None,
+        user_data: Any = None,
+        tls: Any = None,
+    ) -> Connection:
+        """Open an outbound connection to ``addr`` (``"tcp://host:port"``, ``"udp://..."``).
+
+        Returns at once; CONNECT is always delivered later with status 0 on
+        success or a non-zero errno-like code (refused, timed out, DNS failure),
+        and after a failure CLOSE follows.  Host names resolve on a worker thread.
+        """
+        self._check_open()
+        a = parse_addr(addr, "tcp", need_host=True)
+        return self._connect_addr(a, handler, limits, user_data, tls)
+
+    def connect_http(
+        self,
+        url: str,
+        handler: Handler,
+        method: str | None = None,
+        headers: Any = None,
+        body: bytes | str | None = None,
+        **opts: Any,
+    ) -> Connection:
+        """Send an HTTP request to ``url``; the handler gets HTTP_CHUNK* and HTTP_REPLY.
+
+        ``method`` defaults to GET (POST when a ``body`` is given); ``user:pass@``
+        in the URL sends Basic credentials (and answers a Digest challenge once).
+        """
+        from .client import connect_http
+
+        self._check_open()
+        return connect_http(self, url, handler, method, headers, body, **opts)
+
+    def connect_ws(
+        self,
+        url: str,
+        handler: Handler,
+        protocol: str | list[str] | None = None,
+        headers: Any = None,
+        **opts: Any,
+    ) -> Connection:
+        """Open a WebSocket to ``url``; the handler gets WS_HANDSHAKE_DONE, then WS_FRAME..."""
+        from .client import connect_ws
+
+        self._check_open()
+        return connect_ws(self, url, handler, protocol, headers, **opts)
+
+    def _connect_addr(
+        self, a: Addr, handler: Handler, limits: Limits | None, user_data: Any, tls: Any
+    ) -> Connection:
+        lim = limits if limits is not None else self.limits
+        c = Connection(self, None, handler, lim)
+        c._flags = _CONNECTING | (_UDP if a.udp else 0)
+        c.user_data = user_data
+        x = c._x_get()
+        x["addr"] = a
+        if tls is not None or a.tls:
+            x["tls"] = tls
+        self._conns[c] = None
+        if lim.connect_timeout:
+            self._push(self._mono + lim.connect_timeout, _K_CONNECT, c, None)
+        fam = a.numeric_family()
+        kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
+        if fam is not None:
+            sa = (a.host, a.port) if fam == socket.AF_INET else (a.host, a.port, 0, 0)
+            self._soon.append((self._start_connect, (c, [(fam, kind, 0, "", sa)])))
+        else:
+            c._flags |= _RESOLVING
+            fut: concurrent.futures.Future[object] = concurrent.futures.Future()
+            fut.add_done_callback(lambda f: self._post(self._resolved, c, f))
+            self._resolver.resolve(a.host, a.port, a.udp, fut)
+        return c
+
+    def _resolved(self, c: Connection, fut: concurrent.futures.Future[object]) -> None:
+        if c._closed:
+            return
+        c._flags &= ~_RESOLVING
+        exc = fut.exception()
+        if exc is not None:
+            code = getattr(exc, "errno", None) or errno.EHOSTUNREACH
+            host = c._x_get()["addr"].host
+            self._connect_failed(c, int(code), f"cannot resolve {host!r}: {exc}")
+            return
+        infos = fut.result()
+        assert isinstance(infos, list)
+        self._start_connect(c, infos)
+
+    def _start_connect(self, c: Connection, infos: list[Any]) -> None:
+        if c._closed:
+            return
+        last_err = errno.ECONNREFUSED
+        while infos:
+            fam, kind, proto, _, sa = infos.pop(0)
+            sock = socket.socket(fam, kind, proto)
+            sock.setblocking(False)
+            err = sock.connect_ex(sa)
+            if err in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+                c.sock = sock
+                c.peer = sa
+                c._x_get()["infos"] = infos
+                if kind == socket.SOCK_DGRAM:
+                    self._connected(c)
+                else:
+                    self._set_mask(c, _W)
+                return
+            sock.close()
+            last_err = err
+        self._connect_failed(c, last_err, f"connect: {errno.errorcode.get(last_err, last_err)}")
+
+    def _on_connect_ready(self, c: Connection) -> None:
+        sock = c.sock
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._set_mask(c, 0)
+            sock.close()
+            c.sock = None
+            infos = c._x_get().get("infos") or []
+            if infos:
+                self._start_connect(c, infos)
+            else:
+                self._connect_failed(c, err, f"connect: {errno.errorcode.get(err, err)}")
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._connected(c)
+
+    def _connected(self, c: Connection) -> None:
+        x = c._x_get()
+        x.pop("infos", None)
+        if "tls" in x:
+            from .tls import start_client_tls
+
+            self._set_mask(c, _R)
+            start_client_tls(c, x["tls"])  # fires CONNECT itself after the handshake
+            return
+        c._flags &= ~_CONNECTING
+        self._set_mask(c, _R | (_W if c.send_mbuf._buf else 0))
+        self._call(c, EV_CONNECT, 0)
+        self._after(c)
+
+    def _connect_failed(self, c: Connection, code: int, why: str) -> None:
+        if c._closed:
+            return
+        c._flags &= ~(_CONNECTING | _RESOLVING)
+        self._call(c, EV_CONNECT, code or errno.ECONNREFUSED)
+        c._error = why
+        self._close(c)
+
+    # -- cross-thread entry points ------------------------------------------------
+    def broadcast(self, fn: Handler, data: Any = None) -> None:
+        """Run ``fn(c, Ev.POLL, data)`` on the loop thread for every connection.
+
+        Safe to call from any thread, from several at once; it wakes the loop.
+        """
+        self._post(self._run_broadcast, fn, data)
+
+    def wakeup(self) -> None:
+        """Make a ``poll`` that is waiting in ``select`` return now (any thread)."""
+        try:
+            self._wsock.send(b"\0")
+        except OSError:
+            pass
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        self._posted.append((fn, args))
+        self.wakeup()
+
+    def _run_broadcast(self, fn: Handler, data: Any) -> None:
+        for c in list(self._conns):
+            if c._closed:
+                continue
+            try:
+                fn(c, EV_POLL, data)
+            except Exception:
+                log.exception("broadcast function raised on %r; closing it", c)
+                c._error = "broadcast function raised"
+                c._flags |= _CLOSE_IMMEDIATELY
+            self._after(c)
+
+    # -- timers -------------------------------------------------------------------
+    def _push(self, when: float, kind: int, c: Any, arg: Any) -> None:
+        heapq.heappush(self._heap, (when, next(self._seq), kind, c, arg))
+
+    def _schedule_timer(self, c: Connection, when: float) -> None:
+        self._push(when - time.time() + time.monotonic(), _K_TIMER, c, when)
+
+    def _set_expire(self, c: Connection, when: float) -> None:
+        """Set (or with 0 clear) the protocol deadline of ``c`` (monotonic seconds)."""
+        c._expire_at = when
+        if when and (not c._expire_q or when < c._expire_q):
+            c._expire_q = when
+            self._push(when, _K_EXPIRE, c, None)
+
+    def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop thread after ``delay`` seconds (loop thread only)."""
+        self._push(time.monotonic() + delay, _K_CALL, fn, args)
+
+    def _run_timers(self, mono: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= mono:
+            _, _, kind, c, arg = heapq.heappop(heap)
+            if kind == _K_CALL:
+                try:
+                    c(*arg)
+                except Exception:
+                    log.exception("deferred call %r raised", c)
+                continue
+            if c._closed:
+                continue
+            if kind == _K_TIMER:
+                if c._timer != arg:
+                    continue
+                c._timer = 0.0
+                self._call(c, EV_TIMER, arg)
+            elif kind == _K_EXPIRE:
+                c._expire_q = 0.0
+                at = c._expire_at
+                if not at:
+                    continue
+                if at > mono:
+                    c._expire_q = at
+                    self._push(at, _K_EXPIRE, c, None)
+                    continue
+                c._expire_at = 0.0
+                fn = c._on_expire
+                if fn is None:
+                    c._error = "timed out"
+                    c._flags |= _CLOSE_IMMEDIATELY
+                else:
+                    try:
+                        fn(c)
+                    except Exception:
+                        log.exception("timeout handler raised on %r", c)
+                        c._flags |= _CLOSE_IMMEDIATELY
+            elif kind == _K_CONNECT:
+                if c._flags & (_CONNECTING | _RESOLVING):
+                    if c.sock is not None:
+                        self._set_mask(c, 0)
+                        c.sock.close()
+                        c.sock = None
+                    self._connect_failed(c, errno.ETIMEDOUT, "connect timed out")
+                continue
+            self._after(c)
+
+    # -- the loop -------------------------------------------------------------------
+    def poll(self, timeout_ms: float = 1000) -> int:
+        """Wait up to ``timeout_ms`` for I/O, deliver every due event; return I/O events handled."""
+        self._check_open()
+        dirty = self._dirty
+        if dirty:
+            self._flush_dirty()
+        if self._soon or self._posted or dirty:
+            timeout = 0.0
+        else:
+            timeout = max(0.0, timeout_ms / 1000.0)
+            if self._heap:
+                timeout = min(timeout, max(0.0, self._heap[0][0] - time.monotonic()))
+        ready = self._sel.select(timeout)
+        self._mono = mono = time.monotonic()
+        for key, mask in ready:
+            c = key.data
+            if c is None:
+                self._drain_wakeup()
+                continue
+            if mask & _R and not c._closed:
+                if c._flags & _LISTENING:
+                    if c._flags & _UDP:
+                        self._udp_read(c)
+                    else:
+                        self._accept(c)
+                    continue
+                if c._tls is not None:
+                    c._tls.on_readable()
+                else:
+                    self._read(c)
+            if mask & _W and not c._closed:
+                if c._flags & _CONNECTING and c._tls is None:
+                    self._on_connect_ready(c)
+                elif c._tls is not None:
+                    c._tls.on_writable()
+                else:
+                    self._flush(c)
+                    self._after(c)
+        posted = self._posted
+        while posted:
+            fn, args = posted.popleft()
+            fn(*args)
+        if self._soon:
+            soon, self._soon = self._soon, []
+            for fn, args in soon:
+                fn(*args)
+        if self._heap and self._heap[0][0] <= mono:
+            self._run_timers(mono)
+        now = time.time()
+        after = self._after
+        for c in list(self._conns):
+            if not c._closed:
+                try:
+                    c._h(c, EV_POLL, now)
+                except Exception:
+                    self._handler_raised(c, EV_POLL)
+                after(c)
+        if dirty:
+            self._flush_dirty()
+        return len(ready)
+
+    def run(self, timeout_ms: float = 1000) -> None:
+        """Poll until ``close()`` is called (e.g. from a handler) or Ctrl-C."""
+        while not self._closed:
+            self.poll(timeout_ms)
+
+    def _flush_dirty(self) -> None:
+        dirty = self._dirty
+        after = self._after
+        while dirty:
+            batch = dirty[:]
+            dirty.clear()
+            for c in batch:
+                after(c)
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while self._rsock.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Error("the manager is closed")
+
+    # -- delivering events -------------------------------------------------------------
+    def _call(self, c: Connection, ev: Ev, data: Any) -> None:
+        try:
+            c._h(c, ev, data)
+        except Exception:
+            self._handler_raised(c, ev)
+
+    def _handler_raised(self, c: Connection, ev: Any) -> None:
+        log.exception("handler raised on %r (event %s); closing the connection", c, Ev(ev).name)
+        if c._error is None:
+            c._error = "handler raised an exception"
+        c._flags |= _CLOSE_IMMEDIATELY
+
+    def _after(self, c: Connection) -> None:
+        """Write what the handler queued, then close or resume reading as flags say."""
+        if c._closed:
+            return
+        if c._flags & _CLOSE_IMMEDIATELY:
+            self._close(c)
+            return
+        if c.send_mbuf._buf and not c._mask & _W and c.sock is not None:
+            if c._tls is not None:
+                c._tls.flush()
+            elif not c._flags & _CONNECTING:
+                self._flush(c)
+        f = c._flags
+        if f & _CLOSING:
+            if f & _CLOSE_IMMEDIATELY or not c.send_mbuf._buf:
+                if f & _CLOSE_IMMEDIATELY or c._tls is None or c._tls.closed_ok():
+                    self._close(c)
+                return
+        if not c._mask & _R and not f & (_CONNECTING | _RESOLVING) and c.sock is not None:
+            mb = c.recv_mbuf
+            if mb.max_size is None or len(mb._buf) < mb.max_size:
+                self._set_mask(c, c._mask | _R)
+
+    # -- reading ----------------------------------------------------------------------
+    def _read(self, c: Connection) -> None:
+        mb = c.recv_mbuf
+        buf = mb._buf
+        mx = mb.max_size
+        want = c.limits.recv_size
+        if mx is not None:
+            room = mx - len(buf)
+            if room <= 0:
+                self._set_mask(c, c._mask & ~_R)  # backpressure: pause until consumed
+                return
+            if room < want:
+                want = room
+        try:
+            data = c.sock.recv(want)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._fail(c, f"recv: {e.strerror or e}")
+            return
+        if not data:
+            self._on_eof(c)
+            return
+        n = len(data)
+        self.bytes_in += n
+        mb.append(data)
+        try:
+            c._h(c, EV_RECV, n)
+        except Exception:
+            self._handler_raised(c, EV_RECV)
+        self._after(c)
+
+    def _on_eof(self, c: Connection) -> None:
+        """The peer closed its sending side: send what is queued, then close."""
+        self._set_mask(c, c._mask & ~_R)
+        c._flags |= _SEND_AND_CLOSE
+        x = c._x_get()
+        x["eof"] = True
+        self._after(c)
+
+    def _accept(self, lc: Connection) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, addr = lc.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept: %s; pausing the listener for %.1fs", e.strerror, _EMFILE_PAUSE)
+                    self._set_mask(lc, 0)
+                    self.call_later(_EMFILE_PAUSE, self._resume_listener, lc)
+                elif e.errno not in (errno.ECONNABORTED, errno.EPROTO):
+                    log.warning("accept: %s", e)
+                return
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            c = Connection(self, sock, lc._handler, lc.limits)
+            c._proto = lc._proto
+            c._h = lc._h
+            c.user_data = lc.user_data
+            c.listener = lc
+            c.peer = addr
+            self._conns[c] = None
+            self.accepted += 1
+            self._set_mask(c, _R)
+            if lc._tls is not None:
+                from .tls import start_server_tls
+
+                start_server_tls(c, lc)  # fires ACCEPT itself
+                continue
+            self._call(c, EV_ACCEPT, addr)
+            self._after(c)
+
+    def _resume_listener(self, lc: Connection) -> None:
+        if not lc._closed:
+            self._set_mask(lc, _R)
+
+    # -- UDP ------------------------------------------------------------------------------
+    def _udp_read(self, lc: Connection) -> None:
+        """A UDP listener got datagrams: route each to the child connection of its sender."""
+        x = lc._x_get()
+        children: dict[Any, Connection] = x.setdefault("children", {})
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                data, addr = lc.sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.warning("recvfrom: %s", e)
+                return
+            self.bytes_in += len(data)
+            c = children.get(addr)
+            if c is None or c._closed:
+                c = Connection(self, lc.sock, lc._handler, lc.limits)
+                c._proto = lc._proto
+                c._h = lc._h
+                c._flags = _UDP
+                c.user_data = lc.user_data
+                c.listener = lc
+                c.peer = addr
+                c._x_get()["udp_child"] = True
+                children[addr] = c
+                self._conns[c] = None
+                self._call(c, EV_ACCEPT, addr)
+            if not c.recv_mbuf.append(data):
+                log.warning("%r: recv_mbuf full, datagram dropped", c)
+                continue
+            self._call(c, EV_RECV, len(data))
+            self._after(c)
+
+    def _udp_send(self, c: Connection, data: bytes | bytearray | memoryview) -> int:
+        try:
+            if c._x is not None and c._x.get("udp_child"):
+                n = c.sock.sendto(data, c.peer)
+            elif c.sock is None:
+                return 0
+            else:
+                n = c.sock.send(data)
+        except OSError as e:
+            log.warning("%r: send: %s", c, e)
+            return 0
+        self.bytes_out += n
+        self._call(c, EV_SEND, n)
+        return n
+
+    # -- writing ----------------------------------------------------------------------------
+    def _flush(self, c: Connection) -> None:
+        buf = c.send_mbuf._buf
+        try:
+            n = c.sock.send(buf)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            self._fail(c, f"send: {e.strerror or e}")
+            return
+        if n:
+            self.bytes_out += n
+            c.send_mbuf.remove(n)
+            buf = c.send_mbuf._buf
+            try:
+                c._h(c, EV_SEND, n)
+            except Exception:
+                self._handler_raised(c, EV_SEND)
+        if buf:
+            if not c._mask & _W:
+                self._set_mask(c, c._mask | _W)
+        else:
+            if c._mask & _W:
+                self._set_mask(c, c._mask & ~_W)
+        if c._above_high and len(buf) <= c.limits.send_low_water:
+            c._above_high = False
+            self._call(c, EV_WRITABLE, len(buf))
+
+    def _set_mask(self, c: Connection, mask: int) -> None:
+        old = c._mask
+        if mask == old or c.sock is None:
+            return
+        c._mask = mask
+        try:
+            if not old:
+                self._sel.register(c.sock, mask, c)
+            elif not mask:
+                self._sel.unregister(c.sock)
+            else:
+                self._sel.modify(c.sock, mask, c)
+        except (OSError, ValueError, KeyError) as e:
+            c._mask = 0
+            self._fail(c, f"selector: {e}")
+
+    # -- closing ----------------------------------------------------------------------------
+    def _fail(self, c: Connection, why: str) -> None:
+        """Close ``c`` at once because of an error (ERROR then CLOSE are delivered)."""
+        if c._error is None:
+            c._error = why
+        c._flags |= _CLOSE_IMMEDIATELY
+
+    def _close(self, c: Connection) -> None:
+        if c._closed:
+            return
+        c._closed = True
+        if c._mask and c.sock is not None:
+            try:
+                self._sel.unregister(c.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+            c._mask = 0
+        x = c._x
+        if x is not None:
+            for child in list(x.get("children", {}).values()):
+                self._close(child)
+        if c._error is not None and not c._flags & _LISTENING:
+            try:
+                c._h(c, EV_ERROR, c._error)
+            except Exception:
+                log.exception("handler raised on ERROR for %r", c)
+        try:
+            c._h(c, EV_CLOSE, None)
+        except Exception:
+            log.exception("handler raised on CLOSE for %r", c)
+        self._conns.pop(c, None)
+        if c._tls is not None:
+            c._tls.release()
+        sock = c.sock
+        if sock is not None and not (x is not None and x.get("udp_child")):
+            try:
+                sock.close()
+            except OSError:
+                pass
+        if x is not None and x.get("udp_child") and c.listener is not None:
+            ch = (c.listener._x or {}).get("children", {})
+            if ch.get(c.peer) is c:
+                del ch[c.peer]

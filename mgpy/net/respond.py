@@ -1,0 +1,248 @@
+"""Response helpers: http_reply, send_head, chunks, errors, redirects.
+
+Every helper writes through ``c.send`` and tells the HTTP state how long the
+response is, so the protocol handler knows when it is complete (pipelining,
+keep-alive).  Headers given by the application are validated: a CR, LF or
+other control character in a name or value raises ``LocalProtocolError``
+(response splitting is impossible).  ``Date`` is added to every response;
+``Content-Length``/``Transfer-Encoding``/``Connection`` are managed here, so
+the application does not pass them (a ``Connection: close`` it passes is
+honoured).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LocalProtocolError
+from ..events import F, Headers
+from ..proto.http1 import encode_chunk, reason_phrase
+from . import http as _http
+
+if TYPE_CHECKING:
+    from .conn import Connection
+
+__all__ = [
+    "http_reply",
+    "send_head",
+    "send_http_chunk",
+    "http_send_error",
+    "http_send_redirect",
+    "normalize_headers",
+    "http_date",
+]
+
+_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
+
+#: statuses after which the connection cannot be trusted to continue (framing unknown)
+_CLOSING_CODES = frozenset((400, 408, 413, 414, 431, 501, 505))
+
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
+
+_date_cache: list[Any] = [0, ""]
+_status_cache: dict[int, str] = {}
+
+
+def http_date() -> str:
+    """The current time as an IMF-fixdate (cached per second)."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[0] = now
+        _date_cache[1] = email.utils.formatdate(now, usegmt=True)
+    return _date_cache[1]  # type: ignore[no-any-return]
+
+
+def _status(code: int, reason: str | None) -> str:
+    if reason is not None:
+        if _BAD_VALUE_RE.search(reason):
+            raise LocalProtocolError("control character in reason phrase")
+        return f"HTTP/1.1 {code} {reason}\r\n"
+    s = _status_cache.get(code)
+    if s is None:
+        if not 100 <= code <= 999:
+            raise LocalProtocolError(f"bad status code {code}")
+        s = _status_cache[code] = f"HTTP/1.1 {code} {reason_phrase(code)}\r\n"
+    return s
+
+
+def normalize_headers(headers: Headers) -> list[tuple[str, str]]:
+    """Return ``headers`` (dict, list of pairs or None) as a list of (name, value) pairs."""
+    if not headers:
+        return []
+    if isinstance(headers, dict):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    return [(str(k), str(v)) for k, v in headers]
+
+
+def _user_headers(headers: Headers) -> tuple[str, bool]:
+    """Validate and render the application's headers; return (text, asked_to_close)."""
+    if not headers:
+        return "", False
+    out = []
+    close = False
+    items = headers.items() if isinstance(headers, dict) else headers
+    for k, v in items:
+        k = str(k)
+        v = str(v)
+        if not _TOKEN_RE.match(k) or _BAD_VALUE_RE.search(v):
+            raise LocalProtocolError(f"invalid header {k!r}: names must be tokens, values without CR/LF/CTL")
+        lk = k.lower()
+        if lk in _MANAGED:
+            if lk == "connection" and "close" in v.lower():
+                close = True
+            continue
+        out.append(f"{k}: {v}\r\n")
+    return "".join(out), close
+
+
+def _conn_header(st: _http.HttpState | None, close: bool) -> str:
+    if st is None or close or not st.keep_alive:
+        return "Connection: close\r\n"
+    if st.http10:
+        return "Connection: keep-alive\r\n"
+    return ""
+
+
+def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Headers = None) -> None:
+    """Send a complete response with ``Content-Length`` framing.
+
+    Example::
+
+        mgpy.http_reply(c, 200, '{"ok": true}', headers={"Content-Type": "application/json"})
+    """
+    if isinstance(body, str):
+        body = body.encode()
+    st = c.proto_data
+    if st.__class__ is not _http.HttpState:
+        st = None
+    extra, close = _user_headers(headers)
+    no_body = code < 200 or code == 204 or code == 304
+    if no_body:
+        length = ""
+        body = b""
+    else:
+        length = f"Content-Length: {len(body)}\r\n"
+    if st is not None:
+        close = close or st.resp_close or st.phase != _http._WAIT
+        if st.method == "HEAD":
+            body = b""
+    head = f"{_status(code, None)}Date: {http_date()}\r\n{length}{extra}{_conn_header(st, close)}\r\n"
+    c.send(head.encode("latin-1") + body if body else head.encode("latin-1"))
+    if st is not None:
+        _finish(c, st, close)
+
+
+def _finish(c: Connection, st: _http.HttpState, close: bool) -> None:
+    st.resp_started = True
+    st.resp_end = c._nq
+    if close:
+        st.resp_close = True
+    if st.phase == _http._WAIT:
+        _http.response_done(c)
+    elif st.phase in (_http._BODY, _http._IDLE):
+        # answered before the request was fully read: the rest of it cannot be trusted
+        st.phase = _http._DEAD
+        c._flags |= _SEND_AND_CLOSE
+
+
+def send_head(c: Connection, code: int, length: int = -1, headers: Headers = None) -> None:
+    """Send a response head; the body follows with ``c.send`` (or chunks).
+
+    ``length`` >= 0 sends ``Content-Length: length``; -1 starts a chunked
+    response (HTTP/1.1 clients; end it with ``send_http_chunk(c, b"")``) or a
+    close-delimited one for HTTP/1.0 clients.
+    """
+    st = c.proto_data
+    if st.__class__ is not _http.HttpState:
+        st = None
+    extra, close = _user_headers(headers)
+    no_body = code < 200 or code == 204 or code == 304
+    chunked = False
+    if no_body:
+        framing = ""
+        length = 0
+    elif length >= 0:
+        framing = f"Content-Length: {length}\r\n"
+    elif st is None or not st.http10:
+        framing = "Transfer-Encoding: chunked\r\n"
+        chunked = True
+    else:
+        framing = ""
+        close = True
+    if st is not None:
+        close = close or st.resp_close or st.phase != _http._WAIT
+    head = f"{_status(code, None)}Date: {http_date()}\r\n{framing}{extra}{_conn_header(st, close)}\r\n"
+    c.send(head.encode("latin-1"))
+    if st is None:
+        return
+    st.resp_started = True
+    st.resp_chunked = chunked
+    if close:
+        st.resp_close = True
+    if st.method == "HEAD" or no_body:
+        st.resp_end = c._nq
+        st.resp_chunked = False
+    elif length >= 0:
+        st.resp_end = c._nq + length
+    else:
+        st.resp_end = -1  # ends with the last chunk / at close
+    if st.phase == _http._WAIT:
+        _http.check_done(c, st)
+
+
+def send_http_chunk(c: Connection, data: bytes | str) -> None:
+    """Send one chunk of a chunked response; an empty ``data`` ends the response."""
+    if isinstance(data, str):
+        data = data.encode()
+    st = c.proto_data
+    if st.__class__ is _http.HttpState and not st.resp_chunked and st.resp_started:
+        # close-delimited (HTTP/1.0 client): raw data, end = close
+        if data:
+            c.send(data)
+        else:
+            c._flags |= _SEND_AND_CLOSE
+        return
+    c.send(encode_chunk(data))
+    if not data and st.__class__ is _http.HttpState and st.resp_chunked:
+        st.resp_end = c._nq
+        st.resp_chunked = False
+        if st.phase == _http._WAIT:
+            _http.response_done(c)
+
+
+def http_send_error(c: Connection, code: int, reason: str | None = None) -> None:
+    """Send an error response with a short text body.
+
+    The connection is kept alive for errors that leave the request stream in a
+    known state (404, 403, 405 ...) and closed for 400, 408, 413, 414, 431, 501, 505.
+    """
+    phrase = reason if reason is not None else reason_phrase(code) or "Error"
+    body = f"{code} {phrase}\n".encode()
+    headers: list[tuple[str, str]] = [("Content-Type", "text/plain; charset=utf-8")]
+    if code == 426:
+        headers.append(("Sec-WebSocket-Version", "13"))
+    if code == 405:
+        headers.append(("Allow", "GET, HEAD"))
+    if code in _CLOSING_CODES:
+        headers.append(("Connection", "close"))
+    http_reply(c, code, body, headers)
+
+
+def http_send_redirect(
+    c: Connection, code: int, location: str, headers: Headers = None
+) -> None:
+    """Send a redirect (301, 302, 303, 307, 308) to ``location`` with a small HTML body."""
+    if code not in (301, 302, 303, 307, 308):
+        raise LocalProtocolError(f"{code} is not a redirect status")
+    hs = normalize_headers(headers)
+    hs.append(("Location", location))
+    hs.append(("Content-Type", "text/html; charset=utf-8"))
+    loc = html.escape(location, quote=True)
+    body = f'<html><body>Moved to <a href="{loc}">{loc}</a></body></html>\n'
+    http_reply(c, code, body, hs)

@@ -1,0 +1,279 @@
+"""WebSocket glue: handshakes, frame events, sending with slow-consumer limits, keepalive.
+
+Server side: an upgrade request is validated (``check_client_handshake``:
+426 for a wrong version, 400 for a bad key), then WS_HANDSHAKE_REQUEST goes
+to the (endpoint) handler, which may answer it with any status to refuse, or
+call ``ws_accept(c, protocol=..., headers=...)`` to pick one of the offered
+subprotocols and add headers.  Otherwise the 101 goes out and
+WS_HANDSHAKE_DONE follows.  Then frames from ``recv_mbuf`` become WS_FRAME /
+WS_CONTROL_FRAME events; pongs and close echoes are sent automatically.
+
+Close: a peer's close is echoed and TCP is closed after it is written; our
+``ws_close`` waits ``Limits.ws_close_timeout`` for the peer's reply.  A
+protocol error sends the close code the core names (1002/1007/1009) and closes.
+
+Keepalive: after ``ws_ping_interval`` without receiving anything a ping is
+sent; if nothing (pong or data) arrives within ``ws_pong_timeout`` the
+connection closes with 1011.
+
+Slow consumers: a frame that would push the send queue past
+``Limits.ws_send_queue`` closes the connection with 1008 (policy "close") or is
+dropped (policy "drop", counted in ``ws_dropped(c)``).  Ev.WRITABLE fires when
+the queue drains below ``Limits.send_low_water`` after passing high water, so
+producers can pace themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..events import WS_DONT_FIN, Ev, F, Headers, HttpMessage
+from ..proto import ws as _core
+from ..proto.http1 import response_head
+from . import http as _http
+
+if TYPE_CHECKING:
+    from .conn import Connection
+
+__all__ = ["ws_accept", "send_websocket_frame", "ws_close", "ws_dropped"]
+
+log = logging.getLogger("mgpy")
+
+EV_WS_HANDSHAKE_REQUEST = Ev.WS_HANDSHAKE_REQUEST
+EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
+EV_WS_FRAME = Ev.WS_FRAME
+EV_WS_CONTROL_FRAME = Ev.WS_CONTROL_FRAME
+
+_IS_WEBSOCKET = int(F.IS_WEBSOCKET)
+_NO_DEFRAG = int(F.WEBSOCKET_NO_DEFRAG)
+_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
+_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
+_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
+_WS_NEED_DATA = _core.NEED_DATA
+_OPEN = _core.OPEN
+_CLOSED = _core.CLOSED
+
+
+class WsExtra:
+    """Per-connection WebSocket extras (internal): handshake choice, keepalive, drops."""
+
+    __slots__ = ("key", "offered", "protocol", "headers", "ping_pending", "dropped")
+
+    def __init__(self, key: str = "", offered: list[str] | None = None) -> None:
+        self.key = key
+        self.offered = offered or []
+        self.protocol: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.ping_pending = False
+        self.dropped = 0
+
+
+def ws_accept(c: Connection, protocol: str | None = None, headers: Headers = None) -> None:
+    """In WS_HANDSHAKE_REQUEST: accept with ``protocol`` (one the client offered) and extra headers."""
+    st = _http.require_state(c)
+    x = st.ws_x
+    if not isinstance(x, WsExtra) or st.ws is not None:
+        raise LocalProtocolError("ws_accept() is only valid while handling WS_HANDSHAKE_REQUEST")
+    if protocol is not None and protocol not in x.offered:
+        raise LocalProtocolError(f"subprotocol {protocol!r} was not offered by the client")
+    x.protocol = protocol
+    from .respond import normalize_headers
+
+    x.headers = normalize_headers(headers)
+
+
+def ws_dropped(c: Connection) -> int:
+    """Number of messages dropped for ``c`` under the "drop" slow-consumer policy."""
+    st = c.proto_data
+    x = getattr(st, "ws_x", None)
+    return x.dropped if isinstance(x, WsExtra) else 0
+
+
+def ws_server_upgrade(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
+    """Handle an ``Upgrade: websocket`` request: validate, ask the handler, answer 101."""
+    try:
+        key = _core.check_client_handshake(hm)
+    except RemoteProtocolError as e:
+        st.h = _http._route(st, c, hm.uri)
+        _http._protocol_error(c, st, e)
+        return
+    h = st.h = _http._route(st, c, hm.uri)
+    x = st.ws_x = WsExtra(key, _core.client_subprotocols(hm))
+    st.phase = _http._WAIT
+    st.resp_started = False
+    st.resp_close = True  # a refused handshake closes the connection
+    st.nq0 = nq0 = c._nq
+    c._expire_at = 0.0
+    if st.endpoints:
+        opts = _http._endpoint_opts(st, h)
+        if opts and opts.get("auth_file"):
+            if not _http._auth.endpoint_auth_ok(c, hm, opts):
+                return
+    try:
+        h(c, EV_WS_HANDSHAKE_REQUEST, hm)
+    except Exception:
+        _http._app_error(c, st, "WS_HANDSHAKE_REQUEST")
+        return
+    if c._nq != nq0 or c._flags & _CLOSING or c._closed:
+        _http.check_done(c, st)  # refused with a response (or closed by the handler)
+        if st.phase == _http._WAIT:
+            st.phase = _http._DEAD
+            c._flags |= _SEND_AND_CLOSE
+        return
+    headers = _core.server_handshake_headers(key, x.protocol) + x.headers
+    c.send(response_head(101, headers))
+    st.resp_started = True
+    ws_start(c, st, "server")
+    try:
+        h(c, EV_WS_HANDSHAKE_DONE, hm)
+    except Exception:
+        _http._app_error(c, st, "WS_HANDSHAKE_DONE")
+        return
+    if c.recv_mbuf._buf:
+        ws_recv(c, st)
+
+
+def ws_start(c: Connection, st: _http.HttpState, side: str) -> None:
+    """Switch ``c`` to WebSocket framing (after a 101)."""
+    lim = c.limits
+    st.ws = _core.WsProtocol(
+        "server" if side == "server" else "client",
+        max_message=lim.ws_max_message,
+        defrag=not c._flags & _NO_DEFRAG,
+    )
+    if st.ws_x is None:
+        st.ws_x = WsExtra()
+    st.phase = _http._WS
+    st.reader = None
+    c._flags |= _IS_WEBSOCKET
+    c._on_expire = _http._expired
+    mgr = c.mgr
+    mgr._set_expire(c, mgr._mono + lim.ws_ping_interval if lim.ws_ping_interval else 0.0)
+
+
+def ws_recv(c: Connection, st: _http.HttpState) -> None:
+    """Turn the frames in recv_mbuf into WS_FRAME / WS_CONTROL_FRAME events."""
+    ws = st.ws
+    assert ws is not None
+    mb = c.recv_mbuf
+    mgr = c.mgr
+    ws.defrag = not c._flags & _NO_DEFRAG
+    x = st.ws_x
+    if c.limits.ws_ping_interval and ws.state == _OPEN:
+        c._expire_at = mgr._mono + c.limits.ws_ping_interval  # anything received = alive
+        x.ping_pending = False
+    while mb._buf:
+        try:
+            ev, n = ws.next_event(mb._buf)
+        except RemoteProtocolError as e:
+            _ws_failed(c, st, e)
+            return
+        if n:
+            mb.remove(n)
+        if ev is _WS_NEED_DATA:
+            break
+        assert isinstance(ev, _http.WsMessage)
+        if ev.flags & 0x08:
+            out = ws.data_to_send()
+            if out:
+                c.send(out)
+            st.h(c, EV_WS_CONTROL_FRAME, ev)
+            if ws.state == _CLOSED:
+                c._flags |= _SEND_AND_CLOSE
+                mb.clear()
+                _arm_close_timeout(c)
+                return
+        else:
+            mgr.ws_messages += 1
+            st.h(c, EV_WS_FRAME, ev)
+        if c._flags & _CLOSING:
+            return
+
+
+def _ws_failed(c: Connection, st: _http.HttpState, e: RemoteProtocolError) -> None:
+    ws = st.ws
+    assert ws is not None
+    out = ws.data_to_send()
+    if out:
+        c.send(out)
+    c._error = f"WebSocket protocol error ({e.ws_code}): {e}"
+    log.debug("%r: %s", c, c._error)
+    c.recv_mbuf.clear()
+    c._flags |= _SEND_AND_CLOSE
+    _arm_close_timeout(c)
+
+
+def _arm_close_timeout(c: Connection) -> None:
+    t = c.limits.ws_close_timeout
+    mgr = c.mgr
+    mgr._set_expire(c, mgr._mono + (t if t else 1.0))
+
+
+def ws_expired(c: Connection, st: _http.HttpState) -> None:
+    """The WebSocket deadline passed: send a ping, or give up on a silent peer."""
+    ws = st.ws
+    if ws is None or ws.state != _OPEN or c._flags & _CLOSING:
+        c._error = c._error or "WebSocket close timed out"
+        c._flags |= _CLOSE_IMMEDIATELY
+        return
+    x = st.ws_x
+    lim = c.limits
+    mgr = c.mgr
+    if x.ping_pending:
+        c._error = "WebSocket keepalive: no pong within ws_pong_timeout"
+        ws_close(c, 1011, "keepalive ping timeout")
+        return
+    c.send(ws.send(_core_ping_op(), b"mgpy"))
+    if lim.ws_pong_timeout:
+        x.ping_pending = True
+        mgr._set_expire(c, mgr._mono + lim.ws_pong_timeout)
+    elif lim.ws_ping_interval:
+        mgr._set_expire(c, mgr._mono + lim.ws_ping_interval)
+
+
+def _core_ping_op() -> int:
+    return 0x9
+
+
+def send_websocket_frame(c: Connection, op: int, data: Any = b"") -> None:
+    """Send a WebSocket frame (``WS_OP_TEXT``/``BINARY``/``PING``/``PONG``/``CLOSE``/``CONTINUE``).
+
+    OR ``WS_DONT_FIN`` into ``op`` to send a fragment that is not the last.
+    Sending on a connection that is not a WebSocket raises LocalProtocolError.
+    """
+    st = c.proto_data
+    ws = getattr(st, "ws", None)
+    if ws is None:
+        raise LocalProtocolError("send_websocket_frame() on a connection that is not a WebSocket")
+    if c._closed:
+        return
+    if ws.state != _OPEN:
+        return  # closing: RFC 6455 5.5.1, nothing may follow our close frame
+    frame = ws.send(op, data)
+    mb = c.send_mbuf
+    lim = c.limits
+    if len(mb._buf) + len(frame) > lim.ws_send_queue and lim.ws_send_queue:
+        if lim.ws_slow_policy == "drop" and not op & WS_DONT_FIN and op & 0xF != 0:
+            st.ws_x.dropped += 1
+            return
+        c._error = "WebSocket slow consumer: send queue over Limits.ws_send_queue"
+        log.warning("%r: %s; closing with 1008", c, c._error)
+        ws_close(c, 1008, "slow consumer")
+        return
+    c.send(frame)
+
+
+def ws_close(c: Connection, code: int = 1000, reason: str = "") -> None:
+    """Send a close frame and close TCP when the peer answers (or after ws_close_timeout)."""
+    st = c.proto_data
+    ws = getattr(st, "ws", None)
+    if ws is None:
+        raise LocalProtocolError("ws_close() on a connection that is not a WebSocket")
+    frame = ws.close(code, reason)
+    if frame:
+        c.send(frame)
+    if ws.state == _CLOSED:
+        c._flags |= _SEND_AND_CLOSE
+    _arm_close_timeout(c)
