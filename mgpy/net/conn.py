@@ -66,6 +66,7 @@ class Connection:
         "_tls",
         "_x",
         "_nq",
+        "_pump",
         "__weakref__",
     )
 
@@ -94,6 +95,8 @@ class Connection:
         self._tls: Any = None
         self._x: dict[str, Any] | None = None  # rarely used extras (UDP children, connect state)
         self._nq = 0  # bytes ever queued with send(): protocol layers track responses with it
+        #: a body producer (e.g. sendfile), see Manager._run_pump
+        self._pump: Callable[[Connection, int], int] | None = None
 
     # -- handlers and flags -------------------------------------------------------
     @property

@@ -75,6 +75,8 @@ _K_CONNECT = 3  # connect timeout
 _EMFILE_PAUSE = 0.1
 #: connections accepted per readiness event of one listener
 _ACCEPT_BATCH = 64
+#: bytes one connection's pump may move per poll round, so big downloads share the loop
+_PUMP_BUDGET = 4 * 1024 * 1024
 
 
 class Manager:
@@ -499,7 +501,10 @@ class Manager:
                 elif c._tls is not None:
                     c._tls.on_writable()
                 else:
-                    self._flush(c)
+                    if c.send_mbuf._buf:
+                        self._flush(c)
+                    elif c._mask & _W:
+                        self._set_mask(c, c._mask & ~_W)  # a pump waited for room
                     self._after(c)
         posted = self._posted
         while posted:
@@ -574,9 +579,11 @@ class Manager:
                 c._tls.flush()
             elif not c._flags & _CONNECTING:
                 self._flush(c)
+        if c._pump is not None and not c.send_mbuf._buf and not c._mask & _W:
+            self._run_pump(c)
         f = c._flags
         if f & _CLOSING:
-            if f & _CLOSE_IMMEDIATELY or not c.send_mbuf._buf:
+            if not c.send_mbuf._buf and c._pump is None:
                 if f & _CLOSE_IMMEDIATELY or c._tls is None or c._tls.closed_ok():
                     self._close(c)
                 return
@@ -740,6 +747,50 @@ class Manager:
         if c._above_high and len(buf) <= c.limits.send_low_water:
             c._above_high = False
             self._call(c, EV_WRITABLE, len(buf))
+
+    def _run_pump(self, c: Connection) -> None:
+        """Let the connection's body producer write (e.g. sendfile slices), within a budget.
+
+        ``c._pump(c, budget)`` writes to the socket itself (reporting direct writes with
+        ``_pumped``) or queues into ``send_mbuf``; it returns the bytes it moved, 0 when
+        the socket would block, or -1 when the body is complete.
+        """
+        budget = _PUMP_BUDGET
+        while True:
+            pump = c._pump
+            if pump is None or c._closed or c._flags & _CLOSE_IMMEDIATELY:
+                return
+            if c.send_mbuf._buf:
+                if c._tls is not None:
+                    c._tls.flush()
+                else:
+                    self._flush(c)
+                if c.send_mbuf._buf or c._closed:
+                    return
+            if budget <= 0:
+                self._dirty.append(c)  # more next round: other connections go first
+                return
+            try:
+                n = pump(c, budget)
+            except Exception:
+                log.exception("body producer failed on %r", c)
+                c._pump = None
+                self._fail(c, "body producer failed")
+                return
+            if n < 0:
+                c._pump = None
+                return
+            if n == 0:
+                if not c.send_mbuf._buf and not c._mask & _W:
+                    self._set_mask(c, c._mask | _W)
+                return
+            budget -= n
+
+    def _pumped(self, c: Connection, n: int) -> None:
+        """A pump wrote ``n`` bytes straight to the socket: count them and fire SEND."""
+        c._nq += n
+        self.bytes_out += n
+        self._call(c, EV_SEND, n)
 
     def _set_mask(self, c: Connection, mask: int) -> None:
         old = c._mask

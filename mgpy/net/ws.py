@@ -174,7 +174,6 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
             mb.remove(n)
         if ev is _WS_NEED_DATA:
             break
-        assert isinstance(ev, _http.WsMessage)
         if ev.flags & 0x08:
             out = ws.data_to_send()
             if out:
