@@ -23,7 +23,10 @@ from .net.auth import get_http_basic_auth
 from .net.conn import Connection
 from .net.http import register_http_endpoint, set_protocol_http_websocket
 from .net.manager import Manager
+from .net.formdata import file_upload_handler
 from .net.respond import http_reply, http_send_error, http_send_redirect
+from .net.static import ServeOpts, serve_file, serve_http
+from .net.tls import TlsOpts
 from .net.ws import ws_accept, ws_dropped
 from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
 from .proto.ws import WsProtocol
@@ -36,6 +39,11 @@ def get_http_header(hm: HttpMessage, name: str) -> str | None:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ServeOpts",
+    "TlsOpts",
+    "file_upload_handler",
+    "serve_file",
+    "serve_http",
     "WsProtocol",
     "get_http_basic_auth",
     "get_http_header",

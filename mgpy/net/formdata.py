@@ -222,3 +222,15 @@ def mp_abort(c: Connection, st: _http.HttpState) -> None:
         h(c, EV_MULTIPART_REQUEST_END, MultipartPart(None, None, b"", -1))
     except Exception:
         log.exception("handler raised on HTTP_MULTIPART_REQUEST_END for %r", c)
+
+
+def file_upload_handler(name_fn: Any, max_file_size: int | None = None) -> Any:
+    """Placeholder: being written."""
+
+    def handler(c: Connection, ev: Any, ev_data: Any) -> None:
+        if ev == EV_MULTIPART_REQUEST_END and ev_data.status == 0:
+            from .respond import http_reply
+
+            http_reply(c, 501, '{"ok":false,"error":"not implemented yet"}')
+
+    return handler
