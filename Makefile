@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck bench autobahn sysdeps clean help
+.PHONY: run test lint typecheck bench autobahn autobahn-setup autobahn-server autobahn-client sysdeps clean help
 
 help:
 	@echo "make run        serve web_root/ on http://$(HOST):$(PORT) with WebSocket push"
@@ -36,5 +36,25 @@ lint: $(STAMP)
 	$(BIN)/ruff check mgpy tests examples bench
 	$(BIN)/mypy --strict mgpy
 
+AUTOBAHN_SERVER_CMD := $(BIN)/python -m mgpy --listen 127.0.0.1:{port} --ws-max-message 16777216 --log-level warning
+AUTOBAHN_CLIENT_CMD := $(BIN)/python examples/ws_autobahn_client.py {url} {agent}
+
+autobahn-setup:
+	@bash tools/autobahn/setup.sh
+
+autobahn-server: $(STAMP) autobahn-setup
+	$(BIN)/python tools/autobahn/run.py server --path /ws --cmd '$(AUTOBAHN_SERVER_CMD)'
+
+autobahn-client: $(STAMP) autobahn-setup
+	$(BIN)/python tools/autobahn/run.py client --cmd '$(AUTOBAHN_CLIENT_CMD)'
+
+# Autobahn sections 1-10 in both modes: fuzzingclient against mgpy's server, fuzzingserver
+# against a connect_ws client.  Fails if any case FAILED.
+autobahn: $(STAMP) autobahn-setup
+	@rc=0; \
+	$(BIN)/python tools/autobahn/run.py server --path /ws --cmd '$(AUTOBAHN_SERVER_CMD)' || rc=1; \
+	$(BIN)/python tools/autobahn/run.py client --cmd '$(AUTOBAHN_CLIENT_CMD)' || rc=1; \
+	exit $$rc
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache tools/autobahn/reports
