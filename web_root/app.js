@@ -22,6 +22,7 @@
   const CHART_SAMPLES = 60;
   const CHAT_MAX_ITEMS = 200;
   const CHAT_MAX_TEXT = 2000; // characters shown of one incoming message
+  const UPLOAD_REPLY_TIMEOUT_MS = 60000; // body fully sent, no answer this long: give up
   const NAME_KEY = "mgpy.chat.name";
 
   const $ = (id) => document.getElementById(id);
@@ -602,6 +603,7 @@
   const percent = $("upload-percent");
   const uploadResult = $("upload-result");
   let uploadXhr = null;
+  let uploadReplyTimer = 0;
 
   function describeChosen() {
     const files = Array.from(fileInput.files || []);
@@ -625,6 +627,7 @@
   }
 
   function finishUpload(text, state) {
+    clearTimeout(uploadReplyTimer);
     uploadXhr = null;
     cancelButton.hidden = true;
     uploadForm.removeAttribute("aria-busy");
@@ -668,11 +671,23 @@
     });
     xhr.upload.addEventListener("load", () => {
       setProgress(1);
-      if (uploadXhr === xhr) setStatus(uploadResult, "Sent, waiting for the server…", "");
+      if (uploadXhr !== xhr) return;
+      setStatus(uploadResult, "Sent, waiting for the server…", "");
+      uploadReplyTimer = setTimeout(() => {
+        if (uploadXhr !== xhr) return;
+        uploadXhr = null; // so that the abort event below reports this, not a cancel
+        xhr.abort();
+        finishUpload("Upload failed: the server did not answer.", "error");
+      }, UPLOAD_REPLY_TIMEOUT_MS);
     });
-    xhr.addEventListener("load", () => onUploadLoad(xhr));
-    xhr.addEventListener("error", () => finishUpload("Upload failed: the server could not be reached.", "error"));
+    xhr.addEventListener("load", () => {
+      if (uploadXhr === xhr) onUploadLoad(xhr);
+    });
+    xhr.addEventListener("error", () => {
+      if (uploadXhr === xhr) finishUpload("Upload failed: the server could not be reached.", "error");
+    });
     xhr.addEventListener("abort", () => {
+      if (uploadXhr !== xhr) return;
       setProgress(0);
       finishUpload("Upload cancelled.", "error");
     });
