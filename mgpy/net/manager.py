@@ -31,6 +31,7 @@ import itertools
 import logging
 import selectors
 import socket
+import sys
 import time
 from typing import Any, Callable, Iterator
 
@@ -44,6 +45,7 @@ __all__ = ["Manager", "Connection"]
 
 log = logging.getLogger("mgpy")
 
+_intern = sys.intern
 _R = selectors.EVENT_READ
 _W = selectors.EVENT_WRITE
 
@@ -210,7 +212,11 @@ class Manager:
         if tls is not None or a.tls:
             from .tls import setup_server_tls
 
-            setup_server_tls(c, tls)
+            try:
+                setup_server_tls(c, tls)
+            except Error as e:
+                sock.close()
+                raise Error(f"cannot bind {addr}: {e}") from e
         self._conns[c] = None
         self._set_mask(c, _R)
         return c
@@ -278,7 +284,9 @@ class Manager:
         x = c._x_get()
         x["addr"] = a
         if tls is not None or a.tls:
-            x["tls"] = tls
+            from .tls import prepare_client_tls
+
+            x["tls"] = prepare_client_tls(tls, a.udp)  # bad CA/cert files raise here
         self._conns[c] = None
         if lim.connect_timeout:
             self._push(self._mono + lim.connect_timeout, _K_CONNECT, c, None)
@@ -591,6 +599,8 @@ class Manager:
             mb = c.recv_mbuf
             if mb.max_size is None or len(mb._buf) < mb.max_size:
                 self._set_mask(c, c._mask | _R)
+                if c._tls is not None:
+                    c._tls.resume()  # plaintext already inside the SSL object: epoll won't tell
 
     # -- reading ----------------------------------------------------------------------
     def _read(self, c: Connection) -> None:
@@ -656,7 +666,7 @@ class Manager:
             c._h = lc._h
             c.user_data = lc.user_data
             c.listener = lc
-            c.peer = addr
+            c.peer = (_intern(addr[0]), *addr[1:]) if type(addr) is tuple else addr
             self._conns[c] = None
             self.accepted += 1
             self._set_mask(c, _R)
@@ -838,6 +848,15 @@ class Manager:
             c._h(c, EV_CLOSE, None)
         except Exception:
             log.exception("handler raised on CLOSE for %r", c)
+        pump = c._pump
+        if pump is not None:  # a body producer may own resources (a sendfile pump's fd)
+            c._pump = None
+            release = getattr(pump, "close", None)
+            if release is not None:
+                try:
+                    release()
+                except Exception:
+                    log.exception("releasing the body producer of %r failed", c)
         self._conns.pop(c, None)
         if c._tls is not None:
             c._tls.release()

@@ -26,6 +26,7 @@ producers can pace themselves.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -63,9 +64,9 @@ class WsExtra:
 
     def __init__(self, key: str = "", offered: list[str] | None = None) -> None:
         self.key = key
-        self.offered = offered or []
+        self.offered: Sequence[str] = offered or ()
         self.protocol: str | None = None
-        self.headers: list[tuple[str, str]] = []
+        self.headers: Sequence[tuple[str, str]] = ()
         self.ping_pending = False
         self.dropped = 0
 
@@ -122,8 +123,9 @@ def ws_server_upgrade(c: Connection, st: _http.HttpState, hm: HttpMessage) -> No
             st.phase = _http._DEAD
             c._flags |= _SEND_AND_CLOSE
         return
-    headers = _core.server_handshake_headers(key, x.protocol) + x.headers
+    headers = _core.server_handshake_headers(key, x.protocol) + list(x.headers)
     c.send(response_head(101, headers))
+    x.key, x.offered, x.headers = "", (), ()  # keep idle WebSockets small
     st.resp_started = True
     ws_start(c, st, "server")
     try:
@@ -161,9 +163,14 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
     mgr = c.mgr
     ws.defrag = not c._flags & _NO_DEFRAG
     x = st.ws_x
-    if c.limits.ws_ping_interval and ws.state == _OPEN:
-        c._expire_at = mgr._mono + c.limits.ws_ping_interval  # anything received = alive
-        x.ping_pending = False
+    lim = c.limits
+    if lim.ws_ping_interval and ws.state == _OPEN:
+        # anything received proves the peer alive: the next ping is an interval away
+        if x.ping_pending:
+            x.ping_pending = False
+            mgr._set_expire(c, mgr._mono + lim.ws_ping_interval)
+        else:
+            c._expire_at = mgr._mono + lim.ws_ping_interval
     while mb._buf:
         try:
             ev, n = ws.next_event(mb._buf)
@@ -180,7 +187,10 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
                 c.send(out)
             st.h(c, EV_WS_CONTROL_FRAME, ev)
             if ws.state == _CLOSED:
-                c._flags |= _SEND_AND_CLOSE
+                # RFC 6455 7.1.1: the server closes TCP first; a client waits for
+                # that (the manager closes at EOF), bounded by ws_close_timeout.
+                if not st.client:
+                    c._flags |= _SEND_AND_CLOSE
                 mb.clear()
                 _arm_close_timeout(c)
                 return
@@ -214,8 +224,9 @@ def ws_expired(c: Connection, st: _http.HttpState) -> None:
     """The WebSocket deadline passed: send a ping, or give up on a silent peer."""
     ws = st.ws
     if ws is None or ws.state != _OPEN or c._flags & _CLOSING:
-        c._error = c._error or "WebSocket close timed out"
-        c._flags |= _CLOSE_IMMEDIATELY
+        if ws is None or ws.state != _CLOSED:
+            c._error = c._error or "WebSocket close timed out"
+        c._flags |= _CLOSE_IMMEDIATELY  # (a client whose server kept TCP open is no error)
         return
     x = st.ws_x
     lim = c.limits
@@ -236,32 +247,52 @@ def _core_ping_op() -> int:
     return 0x9
 
 
+def _frame_len(n: int, client: bool) -> int:
+    """Bytes on the wire for a frame with an ``n``-byte payload (RFC 6455 5.2)."""
+    return n + (2 if n < 126 else 4 if n < 0x10000 else 10) + (4 if client else 0)
+
+
 def send_websocket_frame(c: Connection, op: int, data: Any = b"") -> None:
     """Send a WebSocket frame (``WS_OP_TEXT``/``BINARY``/``PING``/``PONG``/``CLOSE``/``CONTINUE``).
 
     OR ``WS_DONT_FIN`` into ``op`` to send a fragment that is not the last.
-    Sending on a connection that is not a WebSocket raises LocalProtocolError.
+    Sending on a connection that is not a WebSocket raises LocalProtocolError;
+    after our close frame (or the peer's) data is silently discarded.
+
+    Slow consumers: a data frame that would make the send queue exceed
+    ``Limits.ws_send_queue`` is refused by policy (a frame sent into an empty
+    queue is always accepted, so one message may be larger than the cap).
+    "close" starts the close handshake with 1008; "drop" discards a whole
+    message (counted by ``ws_dropped``), but a fragment cannot be dropped
+    without corrupting its message, so it closes with 1008 too.
     """
     st = c.proto_data
     ws = getattr(st, "ws", None)
     if ws is None:
         raise LocalProtocolError("send_websocket_frame() on a connection that is not a WebSocket")
-    if c._closed:
+    if c._closed or ws.state != _OPEN:
+        return  # closing: RFC 6455 5.5.1, nothing may follow a close frame
+    opcode = op & 0xF
+    if opcode == 0x8:
+        frame = ws.send(op, data)  # validates the code and reason, enters CLOSING
+        c.send(frame)
+        _arm_close_timeout(c)
         return
-    if ws.state != _OPEN:
-        return  # closing: RFC 6455 5.5.1, nothing may follow our close frame
-    frame = ws.send(op, data)
-    mb = c.send_mbuf
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     lim = c.limits
-    if len(mb._buf) + len(frame) > lim.ws_send_queue and lim.ws_send_queue:
-        if lim.ws_slow_policy == "drop" and not op & WS_DONT_FIN and op & 0xF != 0:
-            st.ws_x.dropped += 1
+    cap = lim.ws_send_queue
+    if cap and opcode < 8:
+        queued = len(c.send_mbuf._buf)
+        if queued and queued + _frame_len(len(data), st.client) > cap:
+            if lim.ws_slow_policy == "drop" and opcode and not op & WS_DONT_FIN:
+                st.ws_x.dropped += 1
+                return
+            c._error = "WebSocket slow consumer: send queue over Limits.ws_send_queue"
+            log.warning("%r: %s; closing with 1008", c, c._error)
+            ws_close(c, 1008, "slow consumer")
             return
-        c._error = "WebSocket slow consumer: send queue over Limits.ws_send_queue"
-        log.warning("%r: %s; closing with 1008", c, c._error)
-        ws_close(c, 1008, "slow consumer")
-        return
-    c.send(frame)
+    c.send(ws.send(op, data))
 
 
 def ws_close(c: Connection, code: int = 1000, reason: str = "") -> None:

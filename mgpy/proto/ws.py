@@ -240,20 +240,20 @@ class WsProtocol:
         self.state: int = OPEN
         self.close_code: int | None = None
         self.close_reason = ""
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None  # lists are created on demand: idle connections stay small
         self._failed: RemoteProtocolError | None = None
         # frame whose payload is arriving in pieces
         self._fr_left = 0
         self._fr_b0 = 0
         self._fr_mask: bytes | None = None
         self._fr_off = 0
-        self._fr_parts: list[bytes] = []
+        self._fr_parts: list[bytes] | None = None
         self._fr_text = False
         # fragmented data message in progress (opcode 1/2, or 0 for none)
         self._msg_op = 0
         self._msg_len = 0
         self._msg_defrag = defrag
-        self._msg_parts: list[bytes] = []
+        self._msg_parts: list[bytes] | None = None
         self._dec: codecs.IncrementalDecoder | None = None
         self._send_frag = 0
         #: False while the next_event hot path applies (see there)
@@ -416,12 +416,18 @@ class WsProtocol:
             self._fr_left -= take
             if self._fr_text:
                 self._feed_utf8(chunk, False)  # RFC 6455 8.1, failing fast
-            self._fr_parts.append(chunk)
+            if self._fr_parts is None:
+                self._fr_parts = [chunk]
+            else:
+                self._fr_parts.append(chunk)
         if self._fr_left:
             return NEED_DATA, pos
         parts = self._fr_parts
-        payload = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._fr_parts = []
+        if parts is None:
+            payload = b""
+        else:
+            payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._fr_parts = None
         ev = self._frame_done(self._fr_b0, payload, self._fr_text)
         return (ev if ev is not None else NEED_DATA), pos
 
@@ -453,14 +459,17 @@ class WsProtocol:
                 self._msg_op = 0
             return WsMessage(payload, b0)
         if not fin:
-            self._msg_parts.append(payload)
+            if self._msg_parts is None:
+                self._msg_parts = [payload]
+            else:
+                self._msg_parts.append(payload)
             self._msg_len += len(payload)
             return None
         flags = 0x80 | self._msg_op
         if self._msg_parts:
             self._msg_parts.append(payload)
             payload = b"".join(self._msg_parts)
-            self._msg_parts = []
+            self._msg_parts = None
         self._msg_op = 0
         self._msg_len = 0
         return WsMessage(payload, flags)
@@ -472,7 +481,7 @@ class WsProtocol:
             # RFC 6455 5.5.2/5.5.3: answer a ping with a pong carrying the same data,
             # unless we already sent our close (nothing may follow it).
             if self.state == OPEN:
-                self._out.append(self._frame(0x8A, payload))
+                self._queue(self._frame(0x8A, payload))
         elif op == 0x8:
             self._receive_close(payload)
         return WsMessage(payload, b0)
@@ -500,7 +509,7 @@ class WsProtocol:
         if self.state == OPEN:
             # RFC 6455 5.5.1: reply with a close frame, typically echoing the code.
             echo = payload[:2]
-            self._out.append(self._frame(0x88, echo))
+            self._queue(self._frame(0x88, echo))
         self.state = CLOSED
         self._reset_message()
 
@@ -535,8 +544,8 @@ class WsProtocol:
     def _reset_message(self) -> None:
         self._msg_op = 0
         self._msg_len = 0
-        self._msg_parts = []
-        self._fr_parts = []
+        self._msg_parts = None
+        self._fr_parts = None
         self._fr_left = 0
         self._dec = None
 
@@ -546,7 +555,7 @@ class WsProtocol:
             self._failed = exc
             self._busy = True
             if self.state == OPEN:
-                self._out.append(self._frame(0x88, exc.ws_code.to_bytes(2, "big")))
+                self._queue(self._frame(0x88, exc.ws_code.to_bytes(2, "big")))
             self.state = CLOSED
             self._reset_message()
         return exc
@@ -619,14 +628,19 @@ class WsProtocol:
         self.state = CLOSING
         return self._frame(0x88, payload)
 
+    def _queue(self, frame: bytes) -> None:
+        if self._out is None:
+            self._out = [frame]
+        else:
+            self._out.append(frame)
+
     def data_to_send(self) -> bytes:
         """Return (and forget) bytes queued while receiving: pongs, close echo, error close."""
         out = self._out
         if not out:
             return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        return data
+        self._out = None
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _frame(self, b0: int, data: bytes) -> bytes:
         """Encode one frame with the minimal length form (RFC 6455 5.2)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ws_helpers import cframe, drive, fixed_rng, frame, receive, sframe
+from tests.proto.ws_helpers import cframe, drive, fixed_rng, frame, receive, sframe
 
 from mgpy.errors import LocalProtocolError, RemoteProtocolError
 from mgpy.events import WS_OP_CLOSE, WS_OP_PING, WS_OP_TEXT, WsMessage

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from ws_helpers import MASK, cframe, drive, fixed_rng, receive, sframe
+from tests.proto.ws_helpers import MASK, cframe, drive, fixed_rng, receive, sframe
 
 from mgpy.errors import LimitExceeded, RemoteProtocolError
 from mgpy.events import WsMessage

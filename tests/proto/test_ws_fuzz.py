@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from ws_helpers import cframe, drive, fixed_rng, sframe
+from tests.proto.ws_helpers import cframe, drive, fixed_rng, sframe
 
 from mgpy.errors import RemoteProtocolError
 from mgpy.proto.ws import CLOSED, WsProtocol

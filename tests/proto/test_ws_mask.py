@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from ws_helpers import cframe, drive, ref_mask
+from tests.proto.ws_helpers import cframe, drive, ref_mask
 
 import mgpy.proto.ws as ws
 

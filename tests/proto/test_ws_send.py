@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ws_helpers import MASK, cframe, drive, fixed_rng, sframe
+from tests.proto.ws_helpers import MASK, cframe, drive, fixed_rng, sframe
 
 from mgpy.errors import LocalProtocolError
 from mgpy.events import (

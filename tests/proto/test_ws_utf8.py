@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ws_helpers import cframe, drive, receive, sframe
+from tests.proto.ws_helpers import cframe, drive, receive, sframe
 
 from mgpy.errors import RemoteProtocolError
 from mgpy.proto.ws import WsProtocol
