@@ -13,7 +13,8 @@ from .test_http1_reader import drive, snapshot
 
 REQUESTS = [
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
-    b"GET /a/b?c=d HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /a/b?c=d HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\nAccept: */*\r\n"
+    b"Connection: keep-alive\r\n\r\n",
     b"POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
     b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n",
@@ -27,7 +28,8 @@ RESPONSES = [
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
     b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nuntil close",
-    b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x00",
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+    b"Upgrade: websocket\r\n\r\n\x81\x00",
     b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n',
 ]
 ALPHABET = b'\r\n\r\n  \t::;=,"\\/?#%0123456789abcdefABCDEFGHTPx-\x00\x7f\xff\x80'
@@ -70,7 +72,7 @@ def split(rng: random.Random, data: bytes) -> list[bytes]:
     if rng.random() < 0.1:
         return [data[i : i + 1] for i in range(len(data))]
     cuts = sorted(rng.randrange(len(data) + 1) for _ in range(rng.randint(1, 6)))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 def check(rng: random.Random, side: str, data: bytes) -> None:

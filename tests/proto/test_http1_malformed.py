@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mgpy.errors import LimitExceeded, RemoteProtocolError
+from mgpy.events import HttpMessage
 from mgpy.limits import Limits
 from mgpy.proto.http1 import NEED_DATA, HttpReader
 
@@ -283,6 +284,7 @@ class TestLimits:
         buf = bytearray(start + line[:31])
         ev, n = reader.next_event(buf)
         del buf[:n]
+        assert isinstance(ev, HttpMessage) and reader.in_body
         assert reader.next_event(buf) == (NEED_DATA, 0)
         buf += line[31:33]
         with pytest.raises(LimitExceeded) as info:

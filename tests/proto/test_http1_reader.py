@@ -201,6 +201,22 @@ class TestRequests:
         assert events[2:4] == [b"ab", END]
         assert events[5:7] == [b"cd", END]
 
+    def test_server_ignores_crlf_after_a_body(self) -> None:
+        data = (
+            b"POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab\r\n"
+            b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        events = parse3("server", data)
+        assert events[1:3] == [b"ab", END] and head(events, 3).uri == "/2"
+
+    def test_server_receives_request_from_immutable_bytes(self) -> None:
+        reader = HttpReader("server", LIMITS)
+        data = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+        ev, n = reader.next_event(data)
+        assert isinstance(ev, HttpMessage) and reader.in_body
+        assert reader.next_event(data[n:]) == (b"abc", 3)
+        assert reader.next_event(b"") == (END, 0)
+
     def test_server_receives_http10_without_keep_alive(self) -> None:
         hm = head(parse3("server", b"GET / HTTP/1.0\r\n\r\n"))
         assert hm.proto == "HTTP/1.0" and not hm.keep_alive and hm.headers == []
