@@ -24,6 +24,7 @@ from ..proto.http1 import END, NEED_DATA, request_head
 from ..proto.httputil import basic_auth_header
 from .addr import parse_addr
 from . import http as _http
+from . import ws as _ws
 
 if TYPE_CHECKING:
     from ..limits import Limits
@@ -213,21 +214,16 @@ def _on_head(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
                 c._error = f"WebSocket handshake failed: {e}"
                 c._flags |= _CLOSE_IMMEDIATELY
                 return
-            _http._ws.ws_start(c, st, "client")
+            _ws.ws_start(c, st, "client")
             c._expire_at = 0.0
             c._on_expire = _http._expired
             lim = c.limits
             c.mgr._set_expire(c, c.mgr._mono + lim.ws_ping_interval if lim.ws_ping_interval else 0.0)
             st.h(c, EV_WS_HANDSHAKE_DONE, hm)
             if c.recv_mbuf._buf:
-                _http._ws.ws_recv(c, st)
+                _ws.ws_recv(c, st)
             return
-        x.done = True
-        c._expire_at = 0.0
-        st.h(c, EV_WS_HANDSHAKE_DONE, hm)
-        c._flags |= _SEND_AND_CLOSE
-        st.phase = _http._DEAD
-        return
+        # refused: read the body like any response; _deliver gives WS_HANDSHAKE_DONE
     if not reader.in_body:
         _deliver(c, st, hm)
         return
@@ -240,7 +236,7 @@ def _on_head(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
 def _progress(c: Connection, st: _http.HttpState) -> None:
     body = st.body
     hm = st.hm
-    if body is None or hm is None or len(body) == st.mark:
+    if body is None or hm is None or len(body) == st.mark or st.client_x.ws:
         return
     hm.body = bytes(body)
     c._flags &= ~_DELETE_CHUNK
@@ -283,6 +279,12 @@ def _deliver(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
     x.done = True
     st.phase = _http._DEAD if not hm.keep_alive else _http._IDLE
     c._expire_at = 0.0
+    if x.ws:
+        # a refused WebSocket handshake: the response (with its body), then close
+        st.phase = _http._DEAD
+        st.h(c, EV_WS_HANDSHAKE_DONE, hm)
+        c._flags |= _SEND_AND_CLOSE
+        return
     st.h(c, EV_HTTP_REPLY, hm)
     if not hm.keep_alive:
         c._flags |= _SEND_AND_CLOSE

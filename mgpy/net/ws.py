@@ -30,15 +30,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import WS_DONT_FIN, Ev, F, Headers, HttpMessage
+from ..events import WS_DONT_FIN, Ev, F, Headers, HttpMessage, WsMessage
 from ..proto import ws as _core
 from ..proto.http1 import response_head
+from . import auth as _auth
 from . import http as _http
 
 if TYPE_CHECKING:
     from .conn import Connection
 
-__all__ = ["ws_accept", "send_websocket_frame", "ws_close", "ws_dropped"]
+__all__ = ["send_websocket_frame", "ws_accept", "ws_close", "ws_dropped"]
 
 log = logging.getLogger("mgpy")
 
@@ -60,7 +61,7 @@ _CLOSED = _core.CLOSED
 class WsExtra:
     """Per-connection WebSocket extras (internal): handshake choice, keepalive, drops."""
 
-    __slots__ = ("key", "offered", "protocol", "headers", "ping_pending", "dropped")
+    __slots__ = ("dropped", "headers", "key", "offered", "ping_pending", "protocol")
 
     def __init__(self, key: str = "", offered: list[str] | None = None) -> None:
         self.key = key
@@ -72,7 +73,7 @@ class WsExtra:
 
 
 def ws_accept(c: Connection, protocol: str | None = None, headers: Headers = None) -> None:
-    """In WS_HANDSHAKE_REQUEST: accept with ``protocol`` (one the client offered) and extra headers."""
+    """In WS_HANDSHAKE_REQUEST: accept, choosing ``protocol`` (one offered) and adding headers."""
     st = _http.require_state(c)
     x = st.ws_x
     if not isinstance(x, WsExtra) or st.ws is not None:
@@ -96,12 +97,13 @@ def ws_server_upgrade(c: Connection, st: _http.HttpState, hm: HttpMessage) -> No
     """Handle an ``Upgrade: websocket`` request: validate, ask the handler, answer 101."""
     try:
         key = _core.check_client_handshake(hm)
+        offered = _core.client_subprotocols(hm)
     except RemoteProtocolError as e:
         st.h = _http._route(st, c, hm.uri)
         _http._protocol_error(c, st, e)
         return
     h = st.h = _http._route(st, c, hm.uri)
-    x = st.ws_x = WsExtra(key, _core.client_subprotocols(hm))
+    x = st.ws_x = WsExtra(key, offered)
     st.phase = _http._WAIT
     st.resp_started = False
     st.resp_close = True  # a refused handshake closes the connection
@@ -110,7 +112,7 @@ def ws_server_upgrade(c: Connection, st: _http.HttpState, hm: HttpMessage) -> No
     if st.endpoints:
         opts = _http._endpoint_opts(st, h)
         if opts and opts.get("auth_file"):
-            if not _http._auth.endpoint_auth_ok(c, hm, opts):
+            if not _auth.endpoint_auth_ok(c, hm, opts):
                 return
     try:
         h(c, EV_WS_HANDSHAKE_REQUEST, hm)
@@ -181,11 +183,12 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
             mb.remove(n)
         if ev is _WS_NEED_DATA:
             break
-        if ev.flags & 0x08:
+        msg: WsMessage = ev  # type: ignore[assignment]
+        if msg.flags & 0x08:
             out = ws.data_to_send()
             if out:
                 c.send(out)
-            st.h(c, EV_WS_CONTROL_FRAME, ev)
+            st.h(c, EV_WS_CONTROL_FRAME, msg)
             if ws.state == _CLOSED:
                 # RFC 6455 7.1.1: the server closes TCP first; a client waits for
                 # that (the manager closes at EOF), bounded by ws_close_timeout.
@@ -196,7 +199,7 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
                 return
         else:
             mgr.ws_messages += 1
-            st.h(c, EV_WS_FRAME, ev)
+            st.h(c, EV_WS_FRAME, msg)
         if c._flags & _CLOSING:
             return
 

@@ -1,0 +1,164 @@
+"""A WebSocket client that keeps its connection: ``connect_ws`` plus reconnecting with backoff.
+
+It connects to URL (``ws://``, ``http://`` or just ``host:port/path``), sends
+MESSAGE every INTERVAL seconds and prints whatever the server sends back.
+When the connection fails or closes, it waits and tries again: the delay
+starts at ``--min-backoff``, doubles after every failed attempt up to
+``--max-backoff``, is spread by +-20 % so that many clients do not reconnect
+in lockstep, and goes back to the minimum once a handshake succeeds.
+
+Everything runs on one thread: the reconnect is a ``mgr.call_later`` and the
+periodic send a connection timer (``c.set_timer``), so there is no sleeping
+anywhere and Ctrl-C (or SIGTERM) closes the WebSocket cleanly with 1001.
+
+Try it:  python -m mgpy &                       (echo server at /ws)
+         python examples/ws_client.py ws://127.0.0.1:8000/ws --message hello
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import sys
+import time
+from typing import Any
+
+import mgpy
+from mgpy import Ev
+
+
+class ReconnectingClient:
+    """Owns one WebSocket at a time and replaces it when it goes away."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.mgr = mgpy.Manager()
+        self.conn: mgpy.Connection | None = None
+        self.backoff = args.min_backoff
+        self.sent = 0
+        self.received = 0
+        self.stopping = False
+
+    def say(self, text: str) -> None:
+        print(f"ws_client: {text}", flush=True)
+
+    # -- connecting ----------------------------------------------------------------
+    def connect(self) -> None:
+        if self.stopping:
+            return
+        headers = {"User-Agent": "mgpy-ws-client-example"}
+        self.conn = self.mgr.connect_ws(self.args.url, self.handler, self.args.protocol, headers)
+
+    def schedule_reconnect(self) -> None:
+        delay = self.backoff * random.uniform(0.8, 1.2)
+        self.backoff = min(self.backoff * 2, self.args.max_backoff)
+        self.say(f"reconnecting in {delay:.2f} s")
+        self.mgr.call_later(delay, self.connect)
+
+    # -- the handler -----------------------------------------------------------------
+    def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
+        if ev == Ev.CONNECT and ev_data != 0:
+            self.say(f"cannot connect to {self.args.url} (error {ev_data})")
+        elif ev == Ev.WS_HANDSHAKE_DONE:
+            if ev_data.resp_code != 101:
+                code, why = ev_data.resp_code, ev_data.resp_status_msg
+                self.say(f"server refused the WebSocket: {code} {why}")
+                return
+            self.backoff = self.args.min_backoff  # a working connection resets the backoff
+            self.say(f"connected to {self.args.url}")
+            self.send_next(c)
+        elif ev == Ev.TIMER:
+            self.send_next(c)
+        elif ev == Ev.WS_FRAME:
+            self.received += 1
+            text = ev_data.opcode == mgpy.WS_OP_TEXT
+            shown = ev_data.text if text else f"<{len(ev_data.data)} bytes>"
+            self.say(f"received: {shown}")
+            if self.args.count and self.received >= self.args.count:
+                self.stop()
+        elif ev == Ev.ERROR:
+            self.say(f"error: {ev_data}")
+        elif ev == Ev.CLOSE:
+            if c is self.conn:
+                self.conn = None
+                if not self.stopping:
+                    self.say("disconnected")
+                    self.schedule_reconnect()
+
+    def send_next(self, c: mgpy.Connection) -> None:
+        if c.closed or not c.is_websocket or self.stopping:
+            return
+        self.sent += 1
+        c.send_websocket_frame(mgpy.WS_OP_TEXT, f"{self.args.message} #{self.sent}")
+        c.set_timer(time.time() + self.args.interval)
+
+    # -- running ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Close the WebSocket with 1001 (going away) and stop once it is closed."""
+        if self.stopping:
+            return
+        self.stopping = True
+        c = self.conn
+        if c is not None and not c.closed:
+            if c.is_websocket:
+                c.ws_close(1001, "client stopping")
+            else:
+                c.close()
+
+    def run(self) -> int:
+        """Poll until stopped; return the exit status."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        self.connect()
+        try:
+            while not (self.stopping and self.conn is None):
+                try:
+                    self.mgr.poll(200)
+                except KeyboardInterrupt:
+                    self.stop()
+                if self.stopping and self.conn is not None and self.conn.closed:
+                    self.conn = None
+        finally:
+            self.mgr.close()
+        self.say(f"stopped after {self.received} messages")
+        return 0
+
+
+def positive(text: str) -> float:
+    v = float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the client."""
+    p = argparse.ArgumentParser(
+        description="Connect to a WebSocket server, send a message periodically, print what "
+        "comes back, and reconnect with exponential backoff when the connection drops."
+    )
+    p.add_argument("url", nargs="?", default="ws://127.0.0.1:8000/ws",
+                   help="server URL: ws://host:port/path, http://... or host:port/path "
+                   "(default: ws://127.0.0.1:8000/ws, the echo of python -m mgpy)")
+    p.add_argument("--message", default="hello", help="text to send (a counter is appended)")
+    p.add_argument("--interval", type=positive, default=1.0,
+                   help="seconds between messages (default 1)")
+    p.add_argument("--protocol", default=None, help="subprotocol(s) to offer, comma-separated")
+    p.add_argument("--min-backoff", type=positive, default=0.5,
+                   help="first reconnect delay in seconds (default 0.5)")
+    p.add_argument("--max-backoff", type=positive, default=30.0,
+                   help="longest reconnect delay in seconds (default 30)")
+    p.add_argument("--count", type=int, default=0,
+                   help="exit after receiving this many messages (default 0: run until Ctrl-C)")
+    args = p.parse_args(argv)
+    if args.max_backoff < args.min_backoff:
+        p.error("--max-backoff must not be smaller than --min-backoff")
+    try:
+        return ReconnectingClient(args).run()
+    except mgpy.Error as e:
+        print(f"ws_client: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
