@@ -778,7 +778,9 @@ class Manager:
                 if c.send_mbuf._buf or c._closed:
                     return
             if budget <= 0:
-                self._dirty.append(c)  # more next round: other connections go first
+                # more next round, other connections first (_dirty would be drained again
+                # within this same poll, so one fast reader could hold the loop)
+                self._soon.append((self._after, (c,)))
                 return
             try:
                 n = pump(c, budget)

@@ -1,56 +1,723 @@
-"""Static files: serve_http and serve_file (placeholder, being rewritten)."""
+"""Static files: ``serve_http`` (a document root) and ``serve_file`` (one file).
+
+mongoose's ``mg_serve_http`` done with full HTTP semantics.  Per request:
+
+    method --(not GET/HEAD)--> 204 (OPTIONS) / 405, with Allow
+    auth hook (mgpy.net.auth.static_auth_ok, when present) --(fails)--> it answered
+    URI --cache hit, still valid--> FileMeta
+        \\--resolve (static_fs): 400 bad path | 404 missing/hidden | 403 outside/forbidden
+                                301 directory without "/" | index file | listing
+    FileMeta -> representation: identity, a precompressed twin (br, gzip) or
+                on-the-fly brotli, chosen by Accept-Encoding q-values (never for ranges)
+             -> preconditions (RFC 9110 13.2.2): 412 / 304
+             -> Range (GET only, If-Range): 206 single / 206 multipart/byteranges / 416
+             -> body: cached bytes in one send, or the sendfile pump (static_send)
+
+Every response carries ``ServeOpts.extra_headers`` (CORS and the like),
+errors included.  Representations that may vary by coding carry
+``Vary: Accept-Encoding`` and each coding has its own strong ETag.  HEAD
+sends exactly the headers GET would (RFC 9110 9.3.2) and no body; Range is
+ignored on HEAD (RFC 9110 14.2: range handling is defined for GET only).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import mimetypes
 import os
-from typing import TYPE_CHECKING
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import brotli  # type: ignore[import-untyped]
 
 from ..events import HttpMessage
-from ..proto.httputil import url_decode
-from .respond import http_reply, http_send_error
+from ..proto.http1 import reason_phrase
+from ..proto.ranges import (
+    choose_coding,
+    content_range,
+    evaluate_preconditions,
+    if_range_allows,
+    multipart_head,
+    multipart_tail,
+    parse_range,
+)
+from . import auth as _auth
+from .respond import http_reply, http_send_redirect, normalize_headers, send_head
+from .static_fs import (
+    BODY_CACHE_FILE,
+    REVALIDATE,
+    Entry,
+    FileMeta,
+    Refused,
+    Root,
+    Twin,
+    guess_type,
+    is_dir,
+    is_reg,
+    open_checked,
+    stat_regular,
+)
+from .static_listing import render_listing
+from .static_send import BrotliPump, FilePump, install_pump, reply
 
 if TYPE_CHECKING:
     from .conn import Connection
 
-__all__ = ["ServeOpts", "serve_http", "serve_file"]
+__all__ = ["ServeOpts", "serve_file", "serve_http"]
+
+#: on-the-fly brotli only for bodies at least this big (smaller ones gain little)
+BROTLI_MIN = 1024
+#: files up to this size are compressed in one call (~5 ms at quality 5), larger ones
+#: slice by slice as the response streams (chunked), one slice per poll round
+BROTLI_INLINE = 256 * 1024
+#: larger files are served identity unless a precompressed ``.br`` twin exists
+BROTLI_MAX = 32 * 1024 * 1024
+#: brotli quality for on-the-fly compression (fast; twins can use 11)
+BROTLI_QUALITY = 5
+#: total bytes of on-the-fly brotli output kept per document root, and per file
+BROTLI_CACHE_BYTES = 32 * 1024 * 1024
+BROTLI_CACHE_FILE = 8 * 1024 * 1024
+
+_ALLOW = "GET, HEAD, OPTIONS"
+_DEFAULT_HIDDEN = r"^\.(?!well-known$)"
 
 
 @dataclasses.dataclass(frozen=True)
 class ServeOpts:
-    """How serve_http maps URLs to files."""
+    """How ``serve_http`` maps URLs to files under ``document_root``.
+
+    - ``index_files``: tried in order for a directory URL ending in ``/``.
+    - ``enable_directory_listing``: HTML listing when no index file exists (else 403).
+    - ``extra_headers``: added to every response (dict or list of pairs), e.g. CORS.
+    - ``custom_mime_types``: extension -> Content-Type, e.g. ``{".md": "text/plain"}``.
+    - ``hidden_file_pattern``: a regular expression searched in every path segment;
+      matching names are 404 and not listed (default: dotfiles except ``.well-known``;
+      None hides nothing).
+    - ``page404``: a file (relative to the root) sent with status 404.
+    - ``follow_symlinks``: follow symlinks whose target stays inside the root (True), or
+      refuse every path through a symlink (False).  A target outside the root is never
+      served.
+    - ``precompressed``: serve ``x.br`` / ``x.gz`` twins to clients that accept them.
+    - ``compress``: brotli-compress text, JS, CSS, JSON, SVG on the fly (cached).
+    - ``auth_file``/``auth_domain``: Digest-protect the files (see ``mgpy.net.auth``).
+    """
 
     document_root: str = "."
-    index_files: list[str] = dataclasses.field(default_factory=lambda: ["index.html", "index.htm"])
+    index_files: Sequence[str] = dataclasses.field(
+        default_factory=lambda: ["index.html", "index.htm"]
+    )
     enable_directory_listing: bool = False
-    extra_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    extra_headers: Any = dataclasses.field(default_factory=list)
     auth_file: str | None = None
     auth_domain: str = "mgpy"
+    custom_mime_types: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    hidden_file_pattern: str | None = _DEFAULT_HIDDEN
+    page404: str | None = None
+    follow_symlinks: bool = True
+    precompressed: bool = True
+    compress: bool = True
 
 
-def serve_file(c: Connection, hm: HttpMessage, path: str, mime: str | None = None) -> None:
-    """Send the file at ``path`` as the response to ``hm``."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        http_send_error(c, 404)
-        return
-    ctype = mime or mimetypes.guess_type(path)[0] or "application/octet-stream"
-    http_reply(c, 200, data, {"Content-Type": ctype})
+_ROOTS: dict[tuple[Any, ...], Root] = {}
+_MAX_ROOTS = 64
+_ATTR = "_mgpy_root"
 
 
+def _root_of(opts: ServeOpts) -> Root:
+    """The cached Root for ``opts`` (shared by equal options, e.g. one ServeOpts per request)."""
+    r = opts.__dict__.get(_ATTR)
+    if r is not None:
+        return r  # type: ignore[no-any-return]
+    extra = tuple(normalize_headers(opts.extra_headers))
+    key = (
+        opts.document_root,
+        tuple(opts.index_files),
+        opts.hidden_file_pattern,
+        opts.follow_symlinks,
+        tuple(sorted(opts.custom_mime_types.items())),
+        opts.precompressed,
+        extra,
+    )
+    r = _ROOTS.get(key)
+    if r is None or r.root != os.path.realpath(opts.document_root):
+        r = Root(
+            opts.document_root,
+            tuple(opts.index_files),
+            opts.hidden_file_pattern,
+            opts.follow_symlinks,
+            dict(opts.custom_mime_types),
+            opts.precompressed,
+        )
+        r.extra = _check_headers(extra)
+        _check_headers([("Content-Type", t) for t in opts.custom_mime_types.values()])
+        r.extra_text = "".join(f"{k}: {v}\r\n" for k, v in r.extra)
+        if len(_ROOTS) >= _MAX_ROOTS:
+            del _ROOTS[next(iter(_ROOTS))]
+        _ROOTS[key] = r
+    object.__setattr__(opts, _ATTR, r)
+    return r
+
+
+_MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
+
+
+def _check_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Validate extra headers once (LocalProtocolError like every response helper) and
+    drop the ones the response layer manages (Content-Length, Connection ...)."""
+    from .respond import _user_headers
+
+    _user_headers(list(headers))
+    return [(k, v) for k, v in headers if k.lower() not in _MANAGED]
+
+
+_FILE_ROOT_KEY = ("<serve_file>",)
+
+
+def _file_root() -> Root:
+    r = _ROOTS.get(_FILE_ROOT_KEY)
+    if r is None:
+        r = _ROOTS[_FILE_ROOT_KEY] = Root(None, (), None, True, {}, False)
+    return r
+
+
+# --------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------
 def serve_http(c: Connection, hm: HttpMessage, opts: ServeOpts) -> None:
-    """Serve ``hm`` from ``opts.document_root``."""
-    path = url_decode(hm.uri, form=False)
-    if "\0" in path or ".." in path.split("/"):
-        http_send_error(c, 400)
+    """Answer ``hm`` from ``opts.document_root`` (mongoose's ``mg_serve_http``).
+
+    Example::
+
+        if ev == mgpy.Ev.HTTP_REQUEST:
+            mgpy.serve_http(c, ev_data, mgpy.ServeOpts(document_root="web_root"))
+    """
+    root = _root_of(opts)
+    method = hm.method
+    if method != "GET" and method != "HEAD":
+        _not_get(c, root, method)
         return
-    full = os.path.join(opts.document_root, path.lstrip("/"))
-    if os.path.isdir(full):
-        for name in opts.index_files:
-            if os.path.isfile(os.path.join(full, name)):
-                full = os.path.join(full, name)
-                break
-    serve_file(c, hm, full)
+    hook = getattr(_auth, "static_auth_ok", None)
+    if hook is not None and not hook(c, hm, opts):
+        return
+    uri = hm.uri
+    e = root.entries.get(uri)
+    if e is not None:
+        mono = c.mgr._mono
+        if e.checked == mono:
+            _send_meta(c, hm, root, e.meta, e.path, opts.compress)
+            return
+        if mono - e.resolved < REVALIDATE:
+            st = stat_regular(e.path)
+            if st is not None and e.meta.same(st):
+                e.checked = mono
+                _send_meta(c, hm, root, e.meta, e.path, opts.compress)
+                return
+    try:
+        target = _resolve(root, uri, c.mgr._mono, opts.enable_directory_listing)
+    except Refused as r:
+        if r.status == 404 and opts.page404:
+            _send_page404(c, hm, root, opts.page404)
+        else:
+            _error(c, root, r.status)
+        return
+    if isinstance(target, Entry):
+        _send_meta(c, hm, root, target.meta, target.path, opts.compress)
+    elif isinstance(target, str):
+        loc = target + ("?" + hm.query_string if hm.query_string else "")
+        http_send_redirect(c, 301, loc, root.extra)
+    else:
+        try:
+            body = render_listing(root, target[0], target[1])
+        except Refused as r:
+            _error(c, root, r.status)
+            return
+        hs = [("Content-Type", "text/html; charset=utf-8"), *root.extra]
+        http_reply(c, 200, body, hs)
+
+
+def serve_file(
+    c: Connection,
+    hm: HttpMessage,
+    path: str,
+    mime: str | None = None,
+    extra_headers: Any = None,
+) -> None:
+    """Answer ``hm`` with the file at ``path`` (no document root, no listing).
+
+    GET and HEAD, conditional requests, ranges and sendfile work as in
+    ``serve_http``; the application decides which path is safe to serve.
+    """
+    root = _file_root()
+    method = hm.method
+    extra = normalize_headers(extra_headers)
+    if method != "GET" and method != "HEAD":
+        _not_get(c, root, method, extra)
+        return
+    real = os.path.realpath(path)
+    st = stat_regular(real)
+    if st is None or not is_reg(st):
+        _error(c, root, 404 if st is None else 403, extra)
+        return
+    ctype = mime or guess_type(path, {})
+    m = root.metas.get(real)
+    if m is None or not m.same(st) or m.ctype != ctype:
+        if m is not None:
+            root.drop(m)
+        m = FileMeta(real, st, ctype)
+        root.metas[real] = m
+        if len(root.metas) > 256:
+            root.drop(root.metas[next(iter(root.metas))])
+    _send_meta(c, hm, root, m, real, False, extra)
+
+
+# --------------------------------------------------------------------------------------
+# resolution
+# --------------------------------------------------------------------------------------
+_SEG_SAFE = "!$&'()*+,;=:@~"
+
+
+def _resolve(
+    root: Root, uri: str, now: float, listing: bool
+) -> Entry | str | tuple[str, list[str]]:
+    """Map ``uri`` to an Entry (cached), a redirect location (str) or a directory to
+    list (real path, segments); raise ``Refused``."""
+    segs = root.split_uri(uri)
+    lex = root.lexical(segs)
+    real = root.check_real(lex)
+    st = stat_regular(real)
+    if st is None:
+        raise Refused(404, "not found")
+    if is_dir(st):
+        if not uri.endswith("/"):
+            loc = "/" + "".join(quote(s, safe=_SEG_SAFE) + "/" for s in segs)
+            return loc
+        for name in root.index_files:
+            p = os.path.join(lex, name)
+            try:
+                ireal = root.check_real(p)
+            except Refused:
+                continue
+            ist = stat_regular(ireal)
+            if ist is None or not is_reg(ist):
+                continue
+            return _entry(root, uri, p, ireal, ist, name, now)
+        if listing:
+            return (real, segs)
+        raise Refused(403, "directory without index file")
+    if not is_reg(st):
+        raise Refused(403, "not a regular file")
+    if uri.endswith("/"):
+        raise Refused(404, "a file is not a directory")
+    return _entry(root, uri, lex, real, st, segs[-1], now)
+
+
+def _entry(
+    root: Root, uri: str, lex: str, real: str, st: os.stat_result, name: str, now: float
+) -> Entry:
+    m = root.meta_for(real, st, name)
+    root.find_twins(m, lex)
+    e = Entry(lex, m, now, name)
+    root.remember(uri, e)
+    return e
+
+
+# --------------------------------------------------------------------------------------
+# responses
+# --------------------------------------------------------------------------------------
+_WANTED = {
+    "accept-encoding": 0,
+    "range": 1,
+    "if-match": 2,
+    "if-none-match": 3,
+    "if-modified-since": 4,
+    "if-unmodified-since": 5,
+    "if-range": 6,
+}
+
+
+def _request_fields(hm: HttpMessage) -> list[str | None]:
+    """The seven request headers a file server looks at, in one pass (first value wins,
+    except Accept-Encoding / If-Match / If-None-Match, whose repeats are joined as lists)."""
+    out: list[str | None] = [None] * 7
+    wanted = _WANTED
+    for k, v in hm.headers:
+        i = wanted.get(k.lower())
+        if i is not None:
+            cur = out[i]
+            if cur is None:
+                out[i] = v
+            elif i in (0, 2, 3):
+                out[i] = cur + ", " + v
+    return out
+
+
+def _base_headers(root: Root, m: FileMeta, vary: bool) -> list[tuple[str, str]]:
+    """The 200 headers of ``m``'s identity body (cached on ``m``, also as ``m.fields``)."""
+    hs = m.hdrs
+    if hs is None or m.vary != vary:
+        hs = [
+            ("Content-Type", m.ctype),
+            ("Last-Modified", m.last_modified),
+            ("ETag", m.etag),
+            ("Accept-Ranges", "bytes"),
+        ]
+        if vary:
+            hs.append(("Vary", "Accept-Encoding"))
+        hs.extend(root.extra)
+        m.hdrs = hs
+        m.fields = "".join(f"{k}: {v}\r\n" for k, v in hs)
+        m.br_fields = None
+        m.vary = vary
+    return hs
+
+
+def _coded_headers(hs: list[tuple[str, str]], etag: str, coding: str) -> list[tuple[str, str]]:
+    out = [(k, etag if k == "ETag" else v) for k, v in hs]
+    out.append(("Content-Encoding", coding))
+    return out
+
+
+def _send_meta(
+    c: Connection,
+    hm: HttpMessage,
+    root: Root,
+    m: FileMeta,
+    lex: str,
+    compress: bool,
+    extra: list[tuple[str, str]] | None = None,
+) -> None:
+    """Send the file ``m`` (identity, twin or brotli; full, 304/412, ranges)."""
+    method = hm.method
+    f = _request_fields(hm) if hm.headers else [None] * 7
+    ae, rng = f[0], f[1]
+    can_br = compress and m.compressible and BROTLI_MIN <= m.size <= BROTLI_MAX
+    vary = can_br or bool(m.twins)
+    coding = "identity"
+    if vary and (rng is None or method != "GET"):  # never compress a range
+        avail = ["br"] if can_br or "br" in m.twins else []
+        if "gzip" in m.twins:
+            avail.append("gzip")
+        chosen = choose_coding(ae, avail)
+        if chosen is None:
+            # RFC 9110 12.5.3: identity refused and nothing else acceptable
+            _error(c, root, 406, [("Vary", "Accept-Encoding"), *(extra or [])])
+            return
+        coding = chosen
+    twin: Twin | None = None
+    if coding != "identity":
+        twin = m.twins.get(coding)
+        etag = twin.etag if twin is not None else m.etag[:-1] + '-br"'
+    else:
+        etag = m.etag
+    if f[2] is not None or f[3] is not None or f[4] is not None or f[5] is not None:
+        code = evaluate_preconditions(method, f[2], f[3], f[4], f[5], etag, m.mtime)
+        if code != 200:
+            # RFC 9110 15.4.5: a 304 carries the ETag and Vary a 200 would have
+            hs = [("ETag", etag)]
+            if vary:
+                hs.append(("Vary", "Accept-Encoding"))
+            if extra:
+                hs.extend(extra)
+            if code == 304:
+                http_reply(c, 304, b"", [*hs, *root.extra])
+            else:
+                _error(c, root, 412, hs)
+            return
+    hs = _base_headers(root, m, vary)
+    if extra:
+        hs = hs + extra
+    if coding != "identity":
+        hs = _coded_headers(hs, etag, coding)
+        if twin is not None:
+            _send_twin(c, hm, root, m, twin, hs, lex, compress, extra)
+            return
+        br = m.br
+        if br is None:
+            if m.size > BROTLI_INLINE:
+                _stream_brotli(c, hm, root, m, hs, extra)
+                return
+            data = _read_small(m, lex) if m.body is None else m.body
+            if data is None:
+                _vanished(c, root, m, extra)
+                return
+            br = brotli.compress(data, quality=BROTLI_QUALITY)
+            root.keep_br(m, br, BROTLI_CACHE_BYTES)
+        else:
+            root.br_lru.move_to_end(m)
+        if extra:
+            http_reply(c, 200, br, hs)
+            return
+        fields = m.br_fields
+        if fields is None:
+            fields = m.br_fields = "".join(f"{k}: {v}\r\n" for k, v in hs)
+        reply(c, 200, fields, br)
+        return
+    if rng is not None and method == "GET":
+        if f[6] is None or if_range_allows(f[6], m.etag, m.mtime):
+            ranges = parse_range(rng, m.size)
+            if ranges is not None:
+                _send_ranges(c, root, m, lex, ranges, hs, extra)
+                return
+    body = m.body
+    if body is None and m.size <= BODY_CACHE_FILE:
+        body = _read_small(m, lex)
+        if body is None:
+            _vanished(c, root, m, extra)
+            return
+        root.keep_body(m, body)
+    elif body is not None:
+        root.lru.move_to_end(m)
+    if body is not None:
+        if extra:
+            http_reply(c, 200, body, hs)
+        else:
+            reply(c, 200, m.fields, body)
+        return
+    if method == "HEAD":
+        send_head(c, 200, m.size, hs)
+        return
+    opened = open_checked(m.real, m.dev, m.ino)
+    if opened is None:
+        _vanished(c, root, m, extra)
+        return
+    fd = opened[0]
+    try:
+        send_head(c, 200, m.size, hs)
+    except BaseException:
+        os.close(fd)
+        raise
+    install_pump(c, FilePump(fd, [(b"", 0, m.size)]))
+
+
+def _stream_brotli(
+    c: Connection,
+    hm: HttpMessage,
+    root: Root,
+    m: FileMeta,
+    hs: list[tuple[str, str]],
+    extra: list[tuple[str, str]] | None,
+) -> None:
+    """Compress a large file while sending it (chunked); cache the result when complete."""
+    if hm.method == "HEAD":
+        send_head(c, 200, -1, hs)  # the length is known only once compressed (RFC 9110 9.3.2)
+        return
+    opened = open_checked(m.real, m.dev, m.ino)
+    if opened is None:
+        _vanished(c, root, m, extra)
+        return
+    fd, st = opened
+    if not m.same(st):
+        os.close(fd)
+        _vanished(c, root, m, extra)
+        return
+
+    def done(data: bytes) -> None:
+        if root.metas.get(m.real) is m:
+            root.keep_br(m, data, BROTLI_CACHE_BYTES)
+
+    try:
+        send_head(c, 200, -1, hs)
+    except BaseException:
+        os.close(fd)
+        raise
+    install_pump(c, BrotliPump(fd, m.size, BROTLI_QUALITY, BROTLI_CACHE_FILE, done))
+
+
+def _send_twin(
+    c: Connection,
+    hm: HttpMessage,
+    root: Root,
+    m: FileMeta,
+    t: Twin,
+    hs: list[tuple[str, str]],
+    lex: str,
+    compress: bool,
+    extra: list[tuple[str, str]] | None,
+) -> None:
+    if hm.method == "HEAD":
+        send_head(c, 200, t.size, hs)
+        return
+    opened = open_checked(t.path, t.dev, t.ino)
+    if opened is None:
+        m.twins = {}
+        m.hdrs = None
+        _send_meta(c, hm, root, m, lex, compress, extra)
+        return
+    fd, st = opened
+    if st.st_size != t.size:
+        os.close(fd)
+        m.twins = {}
+        m.hdrs = None
+        _send_meta(c, hm, root, m, lex, compress, extra)
+        return
+    if t.size <= BODY_CACHE_FILE:
+        try:
+            data = _read_fd(fd, t.size)
+        finally:
+            os.close(fd)
+        if data is None:
+            _vanished(c, root, m, extra)
+            return
+        http_reply(c, 200, data, hs)
+        return
+    try:
+        send_head(c, 200, t.size, hs)
+    except BaseException:
+        os.close(fd)
+        raise
+    install_pump(c, FilePump(fd, [(b"", 0, t.size)]))
+
+
+def _send_ranges(
+    c: Connection,
+    root: Root,
+    m: FileMeta,
+    lex: str,
+    ranges: list[tuple[int, int]],
+    hs: list[tuple[str, str]],
+    extra: list[tuple[str, str]] | None,
+) -> None:
+    size = m.size
+    if not ranges:
+        # RFC 9110 15.5.17: 416 SHOULD carry Content-Range: bytes */size
+        _error(c, root, 416, [("Content-Range", f"bytes */{size}"), *(extra or [])])
+        return
+    body = m.body
+    if body is None and size <= BODY_CACHE_FILE:
+        body = _read_small(m, lex)
+        if body is None:
+            _vanished(c, root, m, extra)
+            return
+        root.keep_body(m, body)
+    if len(ranges) == 1:
+        first, last = ranges[0]
+        hs = [*hs, ("Content-Range", content_range(first, last, size))]
+        if body is not None:
+            http_reply(c, 206, body[first : last + 1], hs)
+            return
+        segs = [(b"", first, last - first + 1)]
+        tail = b""
+        length = last - first + 1
+    else:
+        # RFC 9110 14.6: multipart/byteranges, each part with Content-Type and Content-Range
+        boundary = secrets.token_hex(12)
+        heads = [multipart_head(boundary, m.ctype, a, b, size) for a, b in ranges]
+        tail = multipart_tail(boundary)
+        ctype = f"multipart/byteranges; boundary={boundary}"
+        hs = [(k, ctype if k == "Content-Type" else v) for k, v in hs]
+        if body is not None:
+            parts = []
+            for h, (a, b) in zip(heads, ranges, strict=True):
+                parts.append(h)
+                parts.append(body[a : b + 1])
+            parts.append(tail)
+            http_reply(c, 206, b"".join(parts), hs)
+            return
+        segs = [(h, a, b - a + 1) for h, (a, b) in zip(heads, ranges, strict=True)]
+        length = sum(len(h) + n for h, _, n in segs) + len(tail)
+    opened = open_checked(m.real, m.dev, m.ino)
+    if opened is None:
+        _vanished(c, root, m, extra)
+        return
+    fd = opened[0]
+    try:
+        send_head(c, 206, length, hs)
+    except BaseException:
+        os.close(fd)
+        raise
+    install_pump(c, FilePump(fd, segs, tail))
+
+
+def _read_fd(fd: int, size: int) -> bytes | None:
+    chunks = []
+    got = 0
+    while got < size:
+        b = os.read(fd, size - got)
+        if not b:
+            return None
+        chunks.append(b)
+        got += len(b)
+    if os.read(fd, 1):
+        return None  # grew since it was checked
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _read_small(m: FileMeta, lex: str) -> bytes | None:
+    """The whole file ``m`` if it still is the version checked; None if it changed."""
+    opened = open_checked(m.real, m.dev, m.ino)
+    if opened is None:
+        return None
+    fd, st = opened
+    try:
+        if not m.same(st):
+            return None
+        return _read_fd(fd, m.size)
+    finally:
+        os.close(fd)
+
+
+def _vanished(
+    c: Connection, root: Root, m: FileMeta, extra: list[tuple[str, str]] | None
+) -> None:
+    """The file changed between check and open: forget it; the client may retry."""
+    root.drop(m)
+    for uri, e in list(root.entries.items()):
+        if e.meta is m:
+            del root.entries[uri]
+    _error(c, root, 503, [("Retry-After", "0"), *(extra or [])])
+
+
+def _send_page404(c: Connection, hm: HttpMessage, root: Root, page: str) -> None:
+    segs = [s for s in page.split("/") if s]
+    try:
+        if any(s in (".", "..") or "\0" in s for s in segs) or not segs:
+            raise Refused(404, "bad page404")
+        lex = root.lexical(segs)
+        real = root.check_real(lex)
+        st = stat_regular(real)
+        if st is None or not is_reg(st):
+            raise Refused(404, "page404 missing")
+    except Refused:
+        _error(c, root, 404)
+        return
+    m = root.meta_for(real, st, segs[-1])
+    body = m.body
+    if body is None:
+        body = _read_small(m, lex) if m.size <= BODY_CACHE_FILE else None
+        if body is not None:
+            root.keep_body(m, body)
+    hs = [("Content-Type", m.ctype), *root.extra]
+    if body is not None:
+        http_reply(c, 404, body, hs)
+        return
+    if hm.method == "HEAD":
+        send_head(c, 404, m.size, hs)
+        return
+    opened = open_checked(m.real, m.dev, m.ino)
+    if opened is None:
+        _error(c, root, 404)
+        return
+    send_head(c, 404, m.size, hs)
+    install_pump(c, FilePump(opened[0], [(b"", 0, m.size)]))
+
+
+def _error(
+    c: Connection, root: Root, code: int, headers: list[tuple[str, str]] | None = None
+) -> None:
+    """A short text error that keeps the connection (the request was well framed)."""
+    body = f"{code} {reason_phrase(code) or 'Error'}\n"
+    hs = [("Content-Type", "text/plain; charset=utf-8"), *(headers or ()), *root.extra]
+    if code == 405:
+        hs.append(("Allow", _ALLOW))
+    http_reply(c, code, body, hs)
+
+
+def _not_get(
+    c: Connection, root: Root, method: str, extra: list[tuple[str, str]] | None = None
+) -> None:
+    if method == "OPTIONS":
+        http_reply(c, 204, b"", [("Allow", _ALLOW), *root.extra, *(extra or ())])
+    else:
+        # RFC 9110 15.5.6: a 405 MUST list the supported methods in Allow
+        _error(c, root, 405, extra)

@@ -1,0 +1,418 @@
+"""Static files, filesystem side: URL -> safe real path, metadata and body caches.
+
+Safety model (what ``resolve`` guarantees): a file is served only if the real
+path of the file -- after every symlink -- is inside the real path of the
+document root, none of its names (as requested and as resolved) is hidden,
+and it is a regular file.  The request path is percent-decoded exactly once;
+before decoding, encoded ``/``, ``\\`` and NUL are refused, after decoding NUL,
+``\\``, ``.`` and ``..`` segments are refused (400).  With
+``follow_symlinks=False`` any path that goes through a symlink below the root
+is refused (403).  Precompressed twins (``x.br``, ``x.gz``) pass the same
+checks on their own real path, so a ``.br`` symlink to outside the root is
+never served.  Files are opened ``O_NONBLOCK`` (a FIFO swapped in cannot hang
+the loop) and the open descriptor's inode is compared with the one checked.
+
+Caching, so a hot small file costs one dict lookup and one ``send``:
+
+* ``Root.entries``: raw URI -> ``Entry`` (lexical path, the ``FileMeta`` it
+  resolved to, when it was resolved).  An entry is trusted within the poll
+  round it was checked in; otherwise one ``stat`` of the lexical path must
+  show the same inode, size and mtime, and every ``REVALIDATE`` seconds the
+  whole resolution (realpath, index choice, twins) is redone.  A changed file
+  is noticed on the next request; a retargeted symlink (``current -> v2``)
+  too, because the lexical path then stats to another inode.
+* ``FileMeta`` per real path: ETag, Last-Modified, Content-Type, prebuilt
+  header list; the bytes of small files in an LRU bounded by count of bytes;
+  on-the-fly brotli output in a second bounded LRU keyed by (path, inode,
+  size, mtime) so a file version is compressed once.
+"""
+
+from __future__ import annotations
+
+import collections
+import mimetypes
+import os
+import re
+import stat as _stat
+from typing import Any
+
+from ..proto.httputil import format_http_date, url_decode
+
+__all__ = [
+    "BODY_CACHE_BYTES",
+    "BODY_CACHE_FILE",
+    "Entry",
+    "FileMeta",
+    "Refused",
+    "Root",
+    "Twin",
+    "guess_type",
+    "inside",
+]
+
+#: files up to this size are kept in memory (nginx open_file_cache keeps fds; we keep bytes)
+BODY_CACHE_FILE = 64 * 1024
+#: total bytes of small files kept in memory per document root
+BODY_CACHE_BYTES = 16 * 1024 * 1024
+#: seconds between full re-resolutions of a cached URI (nginx open_file_cache_valid: 60 s)
+REVALIDATE = 1.0
+#: cached URIs per document root (FIFO eviction); bounds memory against URI spraying
+MAX_ENTRIES = 4096
+
+_O_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+
+_EXTRA_TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".wasm": "application/wasm",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".svg": "image/svg+xml",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".md": "text/markdown",
+    ".webmanifest": "application/manifest+json",
+    ".br": "application/x-brotli",
+    ".gz": "application/gzip",
+}
+_COMPRESSIBLE_APP = frozenset(
+    (
+        "application/javascript",
+        "application/json",
+        "application/xml",
+        "application/wasm",
+        "application/manifest+json",
+        "image/svg+xml",
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+        "font/ttf",
+        "font/otf",
+    )
+)
+
+
+class Refused(Exception):
+    """A request path that must not be served; ``status`` is the answer (400/403/404)."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+
+
+def guess_type(name: str, custom: dict[str, str]) -> str:
+    """Content-Type for a file name: custom map, then our table, then ``mimetypes``."""
+    ext = os.path.splitext(name)[1].lower()
+    t = custom.get(ext)
+    if t is not None:
+        return t  # the application's choice, verbatim
+    t = _EXTRA_TYPES.get(ext) or mimetypes.guess_type(name, strict=False)[0]
+    if t is None:
+        return "application/octet-stream"
+    if (t.startswith("text/") or t == "application/javascript") and "charset" not in t:
+        t += "; charset=utf-8"
+    return t
+
+
+def compressible(ctype: str) -> bool:
+    """Whether a Content-Type is worth compressing on the fly (text, JS, CSS, JSON, SVG ...)."""
+    base = ctype.partition(";")[0].strip()
+    return (
+        base.startswith("text/")
+        or base in _COMPRESSIBLE_APP
+        or base.endswith("+json")
+        or base.endswith("+xml")
+    )
+
+
+def inside(real: str, root: str) -> bool:
+    """Whether real path ``real`` is ``root`` or below it."""
+    return real == root or real.startswith(root if root.endswith("/") else root + "/")
+
+
+class Twin:
+    """A precompressed sibling (``x.br`` / ``x.gz``) that passed the safety checks."""
+
+    __slots__ = ("coding", "dev", "etag", "ino", "mtime_ns", "path", "size")
+
+    def __init__(self, coding: str, path: str, st: os.stat_result) -> None:
+        self.coding = coding
+        self.path = path
+        self.ino = st.st_ino
+        self.dev = st.st_dev
+        self.size = st.st_size
+        self.mtime_ns = st.st_mtime_ns
+        self.etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}-{coding}"'
+
+
+class FileMeta:
+    """What is known about one regular file (by real path); shared by the URIs naming it."""
+
+    __slots__ = (
+        "body",
+        "br",
+        "br_fields",
+        "compressible",
+        "ctype",
+        "dev",
+        "etag",
+        "fields",
+        "hdrs",
+        "ino",
+        "last_modified",
+        "mtime",
+        "mtime_ns",
+        "real",
+        "size",
+        "twins",
+        "vary",
+    )
+
+    def __init__(self, real: str, st: os.stat_result, ctype: str) -> None:
+        self.real = real
+        self.ino = st.st_ino
+        self.dev = st.st_dev
+        self.size = st.st_size
+        self.mtime_ns = st.st_mtime_ns
+        self.mtime = st.st_mtime
+        # strong validator from inode, size and mtime (ns): any rewrite changes it
+        self.etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+        self.last_modified = format_http_date(st.st_mtime)
+        self.ctype = ctype
+        self.compressible = compressible(ctype)
+        self.twins: dict[str, Twin] = {}
+        self.body: bytes | None = None
+        self.br: bytes | None = None
+        #: 200 headers for the identity body (built by the response layer, cached here)
+        self.hdrs: list[tuple[str, str]] | None = None
+        #: the same as header text, and the brotli variant's (None until built)
+        self.fields = ""
+        self.br_fields: str | None = None
+        self.vary = False
+
+    def same(self, st: os.stat_result) -> bool:
+        """Whether ``st`` describes the same file version."""
+        return (
+            st.st_mtime_ns == self.mtime_ns
+            and st.st_ino == self.ino
+            and st.st_size == self.size
+            and st.st_dev == self.dev
+        )
+
+
+class Entry:
+    """A cached URI: the lexical path it names and the file it resolved to."""
+
+    __slots__ = ("checked", "meta", "name", "path", "resolved")
+
+    def __init__(self, path: str, meta: FileMeta, now: float, name: str) -> None:
+        self.path = path
+        self.meta = meta
+        self.checked = now
+        self.resolved = now
+        self.name = name
+
+
+class Root:
+    """Per-document-root state: resolution rules and caches (see module doc)."""
+
+    def __init__(
+        self,
+        document_root: str | None,
+        index_files: tuple[str, ...],
+        hidden: str | None,
+        follow_symlinks: bool,
+        custom_mime: dict[str, str],
+        precompressed: bool,
+    ) -> None:
+        self.document_root = document_root
+        self.root = os.path.realpath(document_root) if document_root is not None else "/"
+        self.index_files = index_files
+        self.hidden = re.compile(hidden) if hidden else None
+        self.follow_symlinks = follow_symlinks
+        self.custom_mime = {
+            (k if k.startswith(".") else "." + k).lower(): v for k, v in custom_mime.items()
+        }
+        self.precompressed = precompressed
+        self.entries: dict[str, Entry] = {}
+        self.metas: dict[str, FileMeta] = {}
+        self.lru: collections.OrderedDict[FileMeta, None] = collections.OrderedDict()
+        self.lru_bytes = 0
+        self.br_lru: collections.OrderedDict[FileMeta, None] = collections.OrderedDict()
+        self.br_bytes = 0
+        #: the 200-response extra headers of this root, validated once (set by the response layer)
+        self.extra: list[tuple[str, str]] = []
+        self.extra_text = ""
+
+    # -- names ------------------------------------------------------------------------------
+    def is_hidden(self, name: str) -> bool:
+        """Whether a single path segment is hidden (404, left out of listings)."""
+        h = self.hidden
+        return h is not None and h.search(name) is not None
+
+    def split_uri(self, uri: str) -> list[str]:
+        """Decode the request path once into safe segments; raise ``Refused``."""
+        if not uri.startswith("/"):
+            raise Refused(400, "request path must start with /")
+        if "%" in uri:
+            low = uri.lower()
+            # an encoded slash/backslash/NUL would change the path's structure after decoding
+            if "%2f" in low or "%5c" in low or "%00" in low:
+                raise Refused(400, "encoded /, \\ or NUL in path")
+            path = url_decode(uri, form=False)
+        else:
+            path = uri
+        if "\0" in path or "\\" in path:
+            raise Refused(400, "NUL or backslash in path")
+        segs = [s for s in path.split("/") if s]
+        for s in segs:
+            if s == ".." or s == ".":
+                raise Refused(400, "dot segment in path")
+            if self.is_hidden(s):
+                raise Refused(404, "hidden name")
+        return segs
+
+    def lexical(self, segs: list[str]) -> str:
+        """The path under the root named by ``segs`` (no symlinks resolved)."""
+        if not segs:
+            return self.root
+        return os.path.join(self.root, *segs)
+
+    def check_real(self, lexical: str) -> str:
+        """Real path of ``lexical`` if it may be served (inside the root, no hidden names)."""
+        real = os.path.realpath(lexical)
+        root = self.root
+        if not inside(real, root):
+            raise Refused(403, "outside the document root")
+        if real != lexical:
+            if not self.follow_symlinks:
+                raise Refused(403, "symlink (follow_symlinks is off)")
+            rel = real[len(root) :]
+            for s in rel.split("/"):
+                if s and self.is_hidden(s):
+                    raise Refused(404, "resolves to a hidden name")
+        return real
+
+    # -- resolution -------------------------------------------------------------------------
+    def meta_for(self, real: str, st: os.stat_result, name: str) -> FileMeta:
+        """The FileMeta of ``real`` for stat ``st``, reusing the cached one if unchanged."""
+        m = self.metas.get(real)
+        if m is not None and m.same(st):
+            return m
+        if m is not None:
+            self.drop(m)
+        m = FileMeta(real, st, guess_type(name, self.custom_mime))
+        if len(self.metas) >= MAX_ENTRIES:
+            old = next(iter(self.metas))
+            self.drop(self.metas[old])
+        self.metas[real] = m
+        return m
+
+    def find_twins(self, m: FileMeta, lexical: str) -> None:
+        """Attach the precompressed siblings of ``m`` that are safe and not stale."""
+        twins: dict[str, Twin] = {}
+        if self.precompressed:
+            for coding, ext in (("br", ".br"), ("gzip", ".gz")):
+                p = lexical + ext
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    continue
+                if not _stat.S_ISREG(st.st_mode) or self.is_hidden(os.path.basename(p)):
+                    continue
+                try:
+                    real = self.check_real(p)
+                except Refused:
+                    continue
+                # a twin older than its source is stale (the source was edited): skip it
+                if st.st_mtime_ns < m.mtime_ns:
+                    continue
+                twins[coding] = Twin(coding, real, st)
+        if twins.keys() != m.twins.keys() or any(
+            t.etag != m.twins[k].etag for k, t in twins.items()
+        ):
+            m.twins = twins
+            m.hdrs = None
+
+    def drop(self, m: FileMeta) -> None:
+        """Forget a FileMeta and release its cached bytes."""
+        if self.metas.get(m.real) is m:
+            del self.metas[m.real]
+        if m.body is not None:
+            self.lru.pop(m, None)
+            self.lru_bytes -= len(m.body)
+            m.body = None
+        if m.br is not None:
+            self.br_lru.pop(m, None)
+            self.br_bytes -= len(m.br)
+            m.br = None
+
+    def remember(self, uri: str, e: Entry) -> None:
+        """Cache the resolution of ``uri``."""
+        ents = self.entries
+        if uri not in ents and len(ents) >= MAX_ENTRIES:
+            del ents[next(iter(ents))]
+        ents[uri] = e
+
+    # -- body caches ------------------------------------------------------------------------
+    def keep_body(self, m: FileMeta, data: bytes) -> None:
+        """Keep a small file's bytes (LRU bounded by BODY_CACHE_BYTES)."""
+        if m.body is not None or len(data) > BODY_CACHE_FILE:
+            return
+        m.body = data
+        self.lru[m] = None
+        self.lru_bytes += len(data)
+        while self.lru_bytes > BODY_CACHE_BYTES and self.lru:
+            old, _ = self.lru.popitem(last=False)
+            if old.body is not None:
+                self.lru_bytes -= len(old.body)
+                old.body = None
+
+    def keep_br(self, m: FileMeta, data: bytes, limit: int) -> None:
+        """Keep on-the-fly brotli output (LRU bounded by ``limit`` bytes)."""
+        if m.br is not None:
+            return
+        m.br = data
+        self.br_lru[m] = None
+        self.br_bytes += len(data)
+        while self.br_bytes > limit and self.br_lru:
+            old, _ = self.br_lru.popitem(last=False)
+            if old.br is not None:
+                self.br_bytes -= len(old.br)
+                old.br = None
+
+
+def open_checked(path: str, dev: int, ino: int) -> tuple[int, os.stat_result] | None:
+    """Open ``path`` non-blocking; return (fd, fstat) only if it is regular and inode (dev, ino)."""
+    try:
+        fd = os.open(path, _O_FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode) or st.st_ino != ino or st.st_dev != dev:
+            os.close(fd)
+            return None
+        return fd, st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def stat_regular(path: str) -> os.stat_result | None:
+    """``os.stat`` or None when missing or unreadable."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def is_dir(st: Any) -> bool:
+    """Whether a stat result is a directory."""
+    return _stat.S_ISDIR(st.st_mode)
+
+
+def is_reg(st: Any) -> bool:
+    """Whether a stat result is a regular file."""
+    return _stat.S_ISREG(st.st_mode)
