@@ -39,6 +39,7 @@ EV_CONNECT = Ev.CONNECT
 EV_HTTP_REPLY = Ev.HTTP_REPLY
 EV_HTTP_CHUNK = Ev.HTTP_CHUNK
 EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
+EV_ERROR = Ev.ERROR
 
 _DELETE_CHUNK = int(F.DELETE_CHUNK)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
@@ -92,9 +93,12 @@ def connect_http(
 
     if isinstance(body, str):
         body = body.encode()
+    m = (method or ("POST" if body else "GET")).upper()
+    hs = normalize_headers(headers)
+    # refuse a bad method, target or header now (LocalProtocolError), not at CONNECT time
+    request_head(m, parse_addr(url, "http", need_host=True).path, hs)
     c, st = _new_client(mgr, url, "http", handler, limits, user_data, tls)
-    m = method or ("POST" if body else "GET")
-    st.client_x = ClientX(c._x_get()["addr"], m.upper(), normalize_headers(headers), body or b"")
+    st.client_x = ClientX(c._x_get()["addr"], m, hs, body or b"")
     return c
 
 
@@ -175,7 +179,9 @@ def client_recv(c: Connection, st: _http.HttpState) -> None:
     lim = c.limits
     if lim.body_timeout and c._expire_at:
         c._expire_at = c.mgr._mono + lim.body_timeout
-    while mb._buf and st.phase != _http._WS and not c._flags & _CLOSE_IMMEDIATELY:
+    while (mb._buf or reader.in_body) and st.phase != _http._WS and not c._flags & _CLOSE_IMMEDIATELY:
+        if st.phase == _http._DEAD:
+            break  # the reply was delivered; whatever follows it is ignored
         try:
             ev, n = reader.next_event(mb._buf)
         except ProtocolError as e:
@@ -194,6 +200,8 @@ def client_recv(c: Connection, st: _http.HttpState) -> None:
             body = st.body
             if body is not None:
                 body += ev  # type: ignore[operator]
+                if len(body) > lim.max_body:
+                    _progress(c, st)  # a streaming handler deletes the body so far first
                 if len(body) > lim.max_body:
                     c._error = "response body larger than Limits.max_body"
                     c._flags |= _CLOSE_IMMEDIATELY
@@ -286,8 +294,9 @@ def _deliver(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
         c._flags |= _SEND_AND_CLOSE
         return
     st.h(c, EV_HTTP_REPLY, hm)
-    if not hm.keep_alive:
-        c._flags |= _SEND_AND_CLOSE
+    # one request per connection: close once the handler has seen the reply
+    st.phase = _http._DEAD
+    c._flags |= _SEND_AND_CLOSE
 
 
 def _digest_challenge(hm: HttpMessage) -> str | None:
@@ -321,3 +330,9 @@ def client_close(c: Connection, st: _http.HttpState) -> None:
     except ProtocolError as e:
         if c._error is None:
             c._error = f"incomplete response: {e}"
+            # the manager checked for an error before CLOSE: deliver ERROR here, still first
+            st.h(c, EV_ERROR, c._error)
+        return
+    if not x.done and c._error is None and c._x is not None and c._x.get("eof"):
+        c._error = "the server closed the connection before responding"
+        st.h(c, EV_ERROR, c._error)

@@ -17,7 +17,9 @@ Responses are tracked (``mgpy.net.respond``) so pipelined requests are
 answered in order: the next request is parsed only once the current response
 is complete.  A handler that writes a raw response with ``c.send`` instead of
 the helpers is treated as having answered when it returns.  Protocol errors
-answer with the status the core names (400/413/414/431/501/505) and close.
+answer with the status the core names (400/413/414/431/501/505) and close
+with a lingering close (``linger_close``): write side shut down, input
+drained until the client closes (at most 5 s idle, 30 s in all).
 
 Timeouts (``Limits``): ``header_timeout`` from the first byte of a request head
 (slowloris), ``keepalive_timeout`` while idle between requests,
@@ -27,6 +29,7 @@ Timeouts (``Limits``): ``header_timeout`` from the first byte of a request head
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitExceeded, LocalProtocolError, ProtocolError
@@ -67,6 +70,11 @@ _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 
+#: RFC 9112 9.6 lingering close after an error answer (nginx lingering_timeout 5 s,
+#: lingering_time 30 s): longest silence, and longest total time, spent draining
+_LINGER_TIMEOUT = 5.0
+_LINGER_TIME = 30.0
+
 # phases of the server side
 _IDLE = 0  # waiting for a request head (keep-alive idle if nothing buffered)
 _BODY = 1  # receiving a request body
@@ -94,6 +102,7 @@ class HttpState:
         "resp_chunked",
         "resp_started",
         "resp_close",
+        "resp_nobody",
         "in_recv",
         "hdr_armed",
         "endpoints",
@@ -101,6 +110,8 @@ class HttpState:
         "ws_x",
         "mp",
         "client_x",
+        "linger",
+        "shut",
     )
 
     def __init__(self, c: Connection, client: bool) -> None:
@@ -119,6 +130,7 @@ class HttpState:
         self.resp_chunked = False
         self.resp_started = False
         self.resp_close = False
+        self.resp_nobody = False  # the response may carry no body (HEAD, 1xx, 204, 304)
         self.in_recv = False
         self.hdr_armed = False
         lst = c.listener
@@ -130,6 +142,8 @@ class HttpState:
         self.ws_x: Any = None  # WebSocket extras (handshake choice, ping state)
         self.mp: Any = None  # multipart state while a form is streaming
         self.client_x: Any = None  # client side: the request to send, auth retry state
+        self.linger = 0.0  # lingering close: the monotonic time it ends (0: not lingering)
+        self.shut = False  # lingering close: our write side is shut down
 
 
 class HttpListener:
@@ -206,6 +220,8 @@ def http_handler(c: Connection, ev: Any, ev_data: Any) -> None:
             _client.client_recv(c, st)
         elif st.phase != _DEAD and not st.in_recv:
             _server_recv(c, st)
+        elif st.linger:
+            _linger_recv(c, st)
         return
     if ev == 0 or ev == 4:  # POLL, SEND
         if st.__class__ is HttpListener:
@@ -214,6 +230,8 @@ def http_handler(c: Connection, ev: Any, ev_data: Any) -> None:
         st.h(c, ev, ev_data)
         if st.phase == _WAIT:
             check_done(c, st)
+        elif st.linger and not st.shut:
+            _linger_shut(c, st)
         if st.mp is not None:
             _formdata.mp_poll(c, st)
         return
@@ -251,7 +269,8 @@ def _server_recv(c: Connection, st: HttpState) -> None:
     assert reader is not None
     st.in_recv = True
     try:
-        while mb._buf and st.phase <= _BODY and not c._flags & _CLOSING:
+        # reader.in_body: after a body's last byte, END comes from one more call (no bytes)
+        while (mb._buf or reader.in_body) and st.phase <= _BODY and not c._flags & _CLOSING:
             if st.mp is not None and st.mp.pending:
                 break  # the handler has not consumed the last part data: stay paused
             if not st.hdr_armed and st.phase == _IDLE:
@@ -264,8 +283,6 @@ def _server_recv(c: Connection, st: HttpState) -> None:
             if n:
                 mb.remove(n)
             if ev is NEED_DATA:
-                if st.phase == _BODY:
-                    _body_progress(c, st)
                 break
             cls = ev.__class__
             if cls is HttpMessage:
@@ -274,6 +291,8 @@ def _server_recv(c: Connection, st: HttpState) -> None:
                 _on_body(c, st, ev)  # type: ignore[arg-type]
             elif ev is END:
                 _on_end(c, st)
+        if st.phase == _BODY and not c._flags & _CLOSING:
+            _body_progress(c, st)
     finally:
         st.in_recv = False
 
@@ -318,7 +337,10 @@ def _on_body(c: Connection, st: HttpState, data: bytes) -> None:
     assert body is not None
     body += data
     if len(body) > c.limits.max_body:
-        _protocol_error(c, st, LimitExceeded("request body larger than Limits.max_body", 413))
+        # a streaming handler takes (and deletes) the body so far before the limit applies
+        _body_progress(c, st)
+        if st.phase == _BODY and len(body) > c.limits.max_body:
+            _protocol_error(c, st, LimitExceeded("request body larger than Limits.max_body", 413))
 
 
 def _body_progress(c: Connection, st: HttpState) -> None:
@@ -335,7 +357,11 @@ def _body_progress(c: Connection, st: HttpState) -> None:
     st.h = _route(st, c, hm.uri)
     hm.body = bytes(body)
     c._flags &= ~_DELETE_CHUNK
-    st.h(c, EV_HTTP_CHUNK, hm)
+    try:
+        st.h(c, EV_HTTP_CHUNK, hm)
+    except Exception:
+        _app_error(c, st, "HTTP_CHUNK")
+        return
     if c._flags & _DELETE_CHUNK:
         c._flags &= ~_DELETE_CHUNK
         body.clear()
@@ -363,6 +389,7 @@ def _dispatch_request(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     st.resp_started = False
     st.resp_chunked = False
     st.resp_close = False
+    st.resp_nobody = False
     st.hm = None
     nq0 = st.nq0 = c._nq
     c._expire_at = 0.0
@@ -398,14 +425,18 @@ def _app_error(c: Connection, st: HttpState, what: str) -> None:
     log.exception("handler raised on %s for %r; answering 500 and closing", what, c)
     if c._error is None:
         c._error = "handler raised an exception"
-    if st.phase == _WAIT and not st.resp_started and c._nq == st.nq0:
+    if (st.phase == _WAIT and not st.resp_started and c._nq == st.nq0) or (
+        st.phase == _BODY and not st.resp_started
+    ):
+        st.resp_close = True  # the 500 says Connection: close
         try:
             _respond.http_send_error(c, 500)
         except Exception:
             pass
-        c._flags |= _SEND_AND_CLOSE
     else:
         c._flags |= _CLOSE_IMMEDIATELY
+    if not st.linger and not c._flags & _CLOSING:
+        c._flags |= _SEND_AND_CLOSE
     st.phase = _DEAD
 
 
@@ -419,7 +450,7 @@ def _protocol_error(c: Connection, st: HttpState, e: ProtocolError) -> None:
     if not st.resp_started and not st.client:
         c.recv_mbuf.clear()
         _respond.http_send_error(c, e.status if 400 <= e.status < 600 else 400)
-    c._flags |= _SEND_AND_CLOSE
+    linger_close(c, st)
 
 
 def response_done(c: Connection) -> None:
@@ -428,10 +459,14 @@ def response_done(c: Connection) -> None:
     if not isinstance(st, HttpState) or st.phase != _WAIT:
         return
     if not st.keep_alive or st.resp_close:
-        c._flags |= _SEND_AND_CLOSE
-        st.phase = _DEAD
+        if c.recv_mbuf._buf:
+            linger_close(c, st)  # the client sent more (pipelined) than will be answered
+        else:
+            c._flags |= _SEND_AND_CLOSE
+            st.phase = _DEAD
         return
     st.phase = _IDLE
+    st.resp_started = False
     st.hdr_armed = False
     _arm_idle(c, st)
     if c.recv_mbuf._buf and not st.in_recv:
@@ -443,6 +478,44 @@ def _resume(c: Connection) -> None:
     if not c._closed and isinstance(st, HttpState) and st.phase == _IDLE:
         _server_recv(c, st)
         c.mgr._after(c)
+
+
+def linger_close(c: Connection, st: HttpState) -> None:
+    """Close once the queued response is written, draining what the client still sends.
+
+    RFC 9112 9.6: a server closing while the client may still be sending
+    SHOULD half-close and keep reading for a while, or the reset its close
+    provokes can destroy the response before the client reads it.
+    """
+    st.phase = _DEAD
+    if c._tls is not None or c.sock is None or st.client or st.linger:
+        c._flags |= _SEND_AND_CLOSE
+        return
+    mgr = c.mgr
+    st.linger = mgr._mono + _LINGER_TIME
+    c.recv_mbuf.clear()
+    c._on_expire = _expired
+    mgr._set_expire(c, mgr._mono + _LINGER_TIMEOUT)
+    _linger_shut(c, st)
+
+
+def _linger_shut(c: Connection, st: HttpState) -> None:
+    """Once the response is written, shut our write side: the client reads it and EOF."""
+    if c.send_mbuf._buf or c._pump is not None or c._closed:
+        return
+    st.shut = True
+    try:
+        c.sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        c._flags |= _CLOSE_IMMEDIATELY
+
+
+def _linger_recv(c: Connection, st: HttpState) -> None:
+    """Discard what arrives while lingering; the client's EOF (or the deadline) closes."""
+    c.recv_mbuf.clear()
+    mgr = c.mgr
+    at = mgr._mono + _LINGER_TIMEOUT
+    c._expire_at = at if at < st.linger else st.linger
 
 
 # --------------------------------------------------------------------------------
@@ -480,7 +553,7 @@ def _expired(c: Connection) -> None:
         c._error = "request timed out"
         st.phase = _DEAD
         _respond.http_send_error(c, 408)
-        c._flags |= _SEND_AND_CLOSE
+        linger_close(c, st)
         return
     c._flags |= _CLOSE_IMMEDIATELY  # idle keep-alive connection
 

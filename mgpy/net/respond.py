@@ -147,8 +147,7 @@ def _finish(c: Connection, st: _http.HttpState, close: bool) -> None:
         _http.response_done(c)
     elif st.phase in (_http._BODY, _http._IDLE):
         # answered before the request was fully read: the rest of it cannot be trusted
-        st.phase = _http._DEAD
-        c._flags |= _SEND_AND_CLOSE
+        _http.linger_close(c, st)
 
 
 def send_head(c: Connection, code: int, length: int = -1, headers: Headers = None) -> None:
@@ -183,9 +182,10 @@ def send_head(c: Connection, code: int, length: int = -1, headers: Headers = Non
         return
     st.resp_started = True
     st.resp_chunked = chunked
+    st.resp_nobody = st.method == "HEAD" or no_body
     if close:
         st.resp_close = True
-    if st.method == "HEAD" or no_body:
+    if st.resp_nobody:
         st.resp_end = c._nq
         st.resp_chunked = False
     elif length >= 0:
@@ -201,6 +201,8 @@ def send_http_chunk(c: Connection, data: bytes | str) -> None:
     if isinstance(data, str):
         data = data.encode()
     st = c.proto_data
+    if st.__class__ is _http.HttpState and st.resp_nobody and not st.client:
+        return  # RFC 9110 9.3.2, 15.3.5, 15.4.5: HEAD, 204 and 304 responses have no body
     if st.__class__ is _http.HttpState and not st.resp_chunked and st.resp_started:
         # close-delimited (HTTP/1.0 client): raw data, end = close
         if data:
