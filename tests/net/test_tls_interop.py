@@ -48,7 +48,7 @@ def web_root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     root.mkdir()
     (root / "index.html").write_bytes(b"<h1>mgpy over TLS</h1>\n")
-    (root / "blob.bin").write_bytes(os.urandom(300_000))
+    (root / "blob.bin").write_bytes(os.urandom(3_000_000))  # > cache: the file pump
     return root
 
 
