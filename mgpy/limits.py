@@ -34,7 +34,7 @@ class Limits:
     send_low_water: int = 16 * KiB
     #: outbound connect (DNS + TCP + TLS) deadline (curl's connect timeout is longer, browsers ~30 s)
     connect_timeout: float = 30.0
-    #: TLS handshake deadline for accepted connections (Go's net/http: 10 s)
+    #: TLS handshake deadline, accepted and outbound connections (Go's net/http: 10 s)
     tls_handshake_timeout: float = 10.0
 
     # --- HTTP/1.1 ----------------------------------------------------------

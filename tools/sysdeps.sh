@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the system programs the tests talk to (curl, Debian's chromium), if missing.
+# Install the system programs the tests talk to (curl, Debian's chromium, the openssl CLI
+# that makes test certificates), if missing.
 # Runs apt-get only when something is missing; needs root or passwordless sudo.
 set -euo pipefail
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo -n"; fi
