@@ -26,6 +26,7 @@ from mgpy import Ev, F
 log = logging.getLogger("mgpy.cli")
 
 _PUSH = int(F.USER_1)  # marks /ws/push clients
+_CLOSE = int(Ev.CLOSE)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,6 +132,8 @@ class Server:
 
     # -- handler ------------------------------------------------------------------
     def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
+        if ev <= _CLOSE:
+            return  # POLL, ACCEPT, CONNECT, RECV, SEND, CLOSE: nothing to do (hot: every poll)
         if ev == Ev.HTTP_REQUEST:
             if ev_data.uri == "/upload":
                 mgpy.http_reply(

@@ -26,12 +26,11 @@ import dataclasses
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, NoReturn
 
 import brotli  # type: ignore[import-untyped]
 
-from ..events import HttpMessage
+from ..events import Headers, HttpMessage
 from ..proto.http1 import reason_phrase
 from ..proto.ranges import (
     choose_coding,
@@ -45,17 +44,21 @@ from ..proto.ranges import (
 from . import auth as _auth
 from .respond import http_reply, http_send_redirect, normalize_headers, send_head
 from .static_fs import (
+    BODIES,
     BODY_CACHE_FILE,
+    BROTLIS,
     REVALIDATE,
     Entry,
     FileMeta,
     Refused,
     Root,
     Twin,
+    file_root,
     guess_type,
-    is_dir,
     is_reg,
     open_checked,
+    resolve,
+    root_of,
     stat_regular,
 )
 from .static_listing import render_listing
@@ -75,8 +78,7 @@ BROTLI_INLINE = 256 * 1024
 BROTLI_MAX = 32 * 1024 * 1024
 #: brotli quality for on-the-fly compression (fast; twins can use 11)
 BROTLI_QUALITY = 5
-#: total bytes of on-the-fly brotli output kept per document root, and per file
-BROTLI_CACHE_BYTES = 32 * 1024 * 1024
+#: largest streamed brotli output kept in the cache (all of it: static_fs.BROTLIS)
 BROTLI_CACHE_FILE = 8 * 1024 * 1024
 
 _ALLOW = "GET, HEAD, OPTIONS"
@@ -108,7 +110,7 @@ class ServeOpts:
         default_factory=lambda: ["index.html", "index.htm"]
     )
     enable_directory_listing: bool = False
-    extra_headers: Any = dataclasses.field(default_factory=list)
+    extra_headers: Headers = dataclasses.field(default_factory=list)
     auth_file: str | None = None
     auth_domain: str = "mgpy"
     custom_mime_types: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -117,68 +119,6 @@ class ServeOpts:
     follow_symlinks: bool = True
     precompressed: bool = True
     compress: bool = True
-
-
-_ROOTS: dict[tuple[Any, ...], Root] = {}
-_MAX_ROOTS = 64
-_ATTR = "_mgpy_root"
-
-
-def _root_of(opts: ServeOpts) -> Root:
-    """The cached Root for ``opts`` (shared by equal options, e.g. one ServeOpts per request)."""
-    r = opts.__dict__.get(_ATTR)
-    if r is not None:
-        return r  # type: ignore[no-any-return]
-    extra = tuple(normalize_headers(opts.extra_headers))
-    key = (
-        opts.document_root,
-        tuple(opts.index_files),
-        opts.hidden_file_pattern,
-        opts.follow_symlinks,
-        tuple(sorted(opts.custom_mime_types.items())),
-        opts.precompressed,
-        extra,
-    )
-    r = _ROOTS.get(key)
-    if r is None or r.root != os.path.realpath(opts.document_root):
-        r = Root(
-            opts.document_root,
-            tuple(opts.index_files),
-            opts.hidden_file_pattern,
-            opts.follow_symlinks,
-            dict(opts.custom_mime_types),
-            opts.precompressed,
-        )
-        r.extra = _check_headers(extra)
-        _check_headers([("Content-Type", t) for t in opts.custom_mime_types.values()])
-        r.extra_text = "".join(f"{k}: {v}\r\n" for k, v in r.extra)
-        if len(_ROOTS) >= _MAX_ROOTS:
-            del _ROOTS[next(iter(_ROOTS))]
-        _ROOTS[key] = r
-    object.__setattr__(opts, _ATTR, r)
-    return r
-
-
-_MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
-
-
-def _check_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Validate extra headers once (LocalProtocolError like every response helper) and
-    drop the ones the response layer manages (Content-Length, Connection ...)."""
-    from .respond import _user_headers
-
-    _user_headers(list(headers))
-    return [(k, v) for k, v in headers if k.lower() not in _MANAGED]
-
-
-_FILE_ROOT_KEY = ("<serve_file>",)
-
-
-def _file_root() -> Root:
-    r = _ROOTS.get(_FILE_ROOT_KEY)
-    if r is None:
-        r = _ROOTS[_FILE_ROOT_KEY] = Root(None, (), None, True, {}, False)
-    return r
 
 
 # --------------------------------------------------------------------------------------
@@ -192,7 +132,7 @@ def serve_http(c: Connection, hm: HttpMessage, opts: ServeOpts) -> None:
         if ev == mgpy.Ev.HTTP_REQUEST:
             mgpy.serve_http(c, ev_data, mgpy.ServeOpts(document_root="web_root"))
     """
-    root = _root_of(opts)
+    root = root_of(opts)
     method = hm.method
     if method != "GET" and method != "HEAD":
         _not_get(c, root, method)
@@ -200,6 +140,16 @@ def serve_http(c: Connection, hm: HttpMessage, opts: ServeOpts) -> None:
     hook = getattr(_auth, "static_auth_ok", None)
     if hook is not None and not hook(c, hm, opts):
         return
+    try:
+        _serve(c, hm, opts, root)
+    except _Changed:
+        try:
+            _serve(c, hm, opts, root)  # once more, from a fresh resolution
+        except _Changed:
+            _error(c, root, 503, [("Retry-After", "1")])
+
+
+def _serve(c: Connection, hm: HttpMessage, opts: ServeOpts, root: Root) -> None:
     uri = hm.uri
     e = root.entries.get(uri)
     if e is not None:
@@ -214,7 +164,7 @@ def serve_http(c: Connection, hm: HttpMessage, opts: ServeOpts) -> None:
                 _send_meta(c, hm, root, e.meta, e.path, opts.compress)
                 return
     try:
-        target = _resolve(root, uri, c.mgr._mono, opts.enable_directory_listing)
+        target = resolve(root, uri, c.mgr._mono, opts.enable_directory_listing)
     except Refused as r:
         if r.status == 404 and opts.page404:
             _send_page404(c, hm, root, opts.page404)
@@ -241,85 +191,40 @@ def serve_file(
     hm: HttpMessage,
     path: str,
     mime: str | None = None,
-    extra_headers: Any = None,
+    extra_headers: Headers = None,
 ) -> None:
     """Answer ``hm`` with the file at ``path`` (no document root, no listing).
 
     GET and HEAD, conditional requests, ranges and sendfile work as in
     ``serve_http``; the application decides which path is safe to serve.
     """
-    root = _file_root()
+    root = file_root()
     method = hm.method
     extra = normalize_headers(extra_headers)
     if method != "GET" and method != "HEAD":
         _not_get(c, root, method, extra)
         return
-    real = os.path.realpath(path)
-    st = stat_regular(real)
-    if st is None or not is_reg(st):
-        _error(c, root, 404 if st is None else 403, extra)
-        return
-    ctype = mime or guess_type(path, {})
-    m = root.metas.get(real)
-    if m is None or not m.same(st) or m.ctype != ctype:
-        if m is not None:
-            root.drop(m)
-        m = FileMeta(real, st, ctype)
-        root.metas[real] = m
-        if len(root.metas) > 256:
-            root.drop(root.metas[next(iter(root.metas))])
-    _send_meta(c, hm, root, m, real, False, extra)
-
-
-# --------------------------------------------------------------------------------------
-# resolution
-# --------------------------------------------------------------------------------------
-_SEG_SAFE = "!$&'()*+,;=:@~"
-
-
-def _resolve(
-    root: Root, uri: str, now: float, listing: bool
-) -> Entry | str | tuple[str, list[str]]:
-    """Map ``uri`` to an Entry (cached), a redirect location (str) or a directory to
-    list (real path, segments); raise ``Refused``."""
-    segs = root.split_uri(uri)
-    lex = root.lexical(segs)
-    real = root.check_real(lex)
-    st = stat_regular(real)
-    if st is None:
-        raise Refused(404, "not found")
-    if is_dir(st):
-        if not uri.endswith("/"):
-            loc = "/" + "".join(quote(s, safe=_SEG_SAFE) + "/" for s in segs)
-            return loc
-        for name in root.index_files:
-            p = os.path.join(lex, name)
-            try:
-                ireal = root.check_real(p)
-            except Refused:
-                continue
-            ist = stat_regular(ireal)
-            if ist is None or not is_reg(ist):
-                continue
-            return _entry(root, uri, p, ireal, ist, name, now)
-        if listing:
-            return (real, segs)
-        raise Refused(403, "directory without index file")
-    if not is_reg(st):
-        raise Refused(403, "not a regular file")
-    if uri.endswith("/"):
-        raise Refused(404, "a file is not a directory")
-    return _entry(root, uri, lex, real, st, segs[-1], now)
-
-
-def _entry(
-    root: Root, uri: str, lex: str, real: str, st: os.stat_result, name: str, now: float
-) -> Entry:
-    m = root.meta_for(real, st, name)
-    root.find_twins(m, lex)
-    e = Entry(lex, m, now, name)
-    root.remember(uri, e)
-    return e
+    for _ in range(2):
+        real = os.path.realpath(path)
+        st = stat_regular(real)
+        if st is None or not is_reg(st):
+            _error(c, root, 404 if st is None else 403, extra)
+            return
+        ctype = mime or guess_type(path, {})
+        m = root.metas.get(real)
+        if m is None or not m.same(st) or m.ctype != ctype:
+            if m is not None:
+                root.drop(m)
+            m = FileMeta(real, st, ctype)
+            root.metas[real] = m
+            if len(root.metas) > 256:
+                root.drop(root.metas[next(iter(root.metas))])
+        try:
+            _send_meta(c, hm, root, m, real, False, extra)
+            return
+        except _Changed:
+            continue
+    _error(c, root, 503, [("Retry-After", "1"), *extra])
 
 
 # --------------------------------------------------------------------------------------
@@ -442,9 +347,9 @@ def _send_meta(
                 _vanished(c, root, m, extra)
                 return
             br = brotli.compress(data, quality=BROTLI_QUALITY)
-            root.keep_br(m, br, BROTLI_CACHE_BYTES)
+            BROTLIS.add(m, br)
         else:
-            root.br_lru.move_to_end(m)
+            BROTLIS.lru.move_to_end(m)
         if extra:
             http_reply(c, 200, br, hs)
             return
@@ -465,9 +370,9 @@ def _send_meta(
         if body is None:
             _vanished(c, root, m, extra)
             return
-        root.keep_body(m, body)
+        BODIES.add(m, body)
     elif body is not None:
-        root.lru.move_to_end(m)
+        BODIES.lru.move_to_end(m)
     if body is not None:
         if extra:
             http_reply(c, 200, body, hs)
@@ -514,7 +419,7 @@ def _stream_brotli(
 
     def done(data: bytes) -> None:
         if root.metas.get(m.real) is m:
-            root.keep_br(m, data, BROTLI_CACHE_BYTES)
+            BROTLIS.add(m, data)
 
     try:
         send_head(c, 200, -1, hs)
@@ -589,7 +494,7 @@ def _send_ranges(
         if body is None:
             _vanished(c, root, m, extra)
             return
-        root.keep_body(m, body)
+        BODIES.add(m, body)
     if len(ranges) == 1:
         first, last = ranges[0]
         hs = [*hs, ("Content-Range", content_range(first, last, size))]
@@ -657,15 +562,19 @@ def _read_small(m: FileMeta, lex: str) -> bytes | None:
         os.close(fd)
 
 
+class _Changed(Exception):
+    """The file changed between its check and its use (the caller resolves it again)."""
+
+
 def _vanished(
     c: Connection, root: Root, m: FileMeta, extra: list[tuple[str, str]] | None
-) -> None:
-    """The file changed between check and open: forget it; the client may retry."""
+) -> NoReturn:
+    """The file changed between check and open: forget it, and raise ``_Changed``."""
     root.drop(m)
     for uri, e in list(root.entries.items()):
         if e.meta is m:
             del root.entries[uri]
-    _error(c, root, 503, [("Retry-After", "0"), *(extra or [])])
+    raise _Changed(m.real)
 
 
 def _send_page404(c: Connection, hm: HttpMessage, root: Root, page: str) -> None:
@@ -681,12 +590,12 @@ def _send_page404(c: Connection, hm: HttpMessage, root: Root, page: str) -> None
     except Refused:
         _error(c, root, 404)
         return
-    m = root.meta_for(real, st, segs[-1])
+    m = root.meta_for(real, st)
     body = m.body
     if body is None:
         body = _read_small(m, lex) if m.size <= BODY_CACHE_FILE else None
         if body is not None:
-            root.keep_body(m, body)
+            BODIES.add(m, body)
     hs = [("Content-Type", m.ctype), *root.extra]
     if body is not None:
         http_reply(c, 404, body, hs)

@@ -1,5 +1,9 @@
 """Static files, filesystem side: URL -> safe real path, metadata and body caches.
 
+``root_of(opts)`` gives the per-document-root state (``Root``, shared by equal
+options); ``resolve(root, uri, ...)`` maps a request path to a cached file
+``Entry``, a redirect for a directory without its slash, or a directory to list.
+
 Safety model (what ``resolve`` guarantees): a file is served only if the real
 path of the file -- after every symlink -- is inside the real path of the
 document root, none of its names (as requested and as resolved) is hidden,
@@ -21,10 +25,11 @@ Caching, so a hot small file costs one dict lookup and one ``send``:
   whole resolution (realpath, index choice, twins) is redone.  A changed file
   is noticed on the next request; a retargeted symlink (``current -> v2``)
   too, because the lexical path then stats to another inode.
-* ``FileMeta`` per real path: ETag, Last-Modified, Content-Type, prebuilt
-  header list; the bytes of small files in an LRU bounded by count of bytes;
-  on-the-fly brotli output in a second bounded LRU keyed by (path, inode,
-  size, mtime) so a file version is compressed once.
+* ``FileMeta`` per real path and file version (inode, size, mtime): ETag,
+  Last-Modified, Content-Type, prebuilt headers; the bytes of small files and
+  the on-the-fly brotli output hang on it, each in a process-wide LRU bounded
+  in bytes (``BODIES``, ``BROTLIS``), so a file version is read and compressed
+  once.
 """
 
 from __future__ import annotations
@@ -34,20 +39,32 @@ import mimetypes
 import os
 import re
 import stat as _stat
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote_to_bytes
 
-from ..proto.httputil import format_http_date, url_decode
+from ..proto.httputil import format_http_date
+from .respond import _user_headers, normalize_headers
+
+if TYPE_CHECKING:
+    from .static import ServeOpts
 
 __all__ = [
+    "BODIES",
     "BODY_CACHE_BYTES",
     "BODY_CACHE_FILE",
+    "BROTLIS",
+    "ByteCache",
     "Entry",
     "FileMeta",
     "Refused",
     "Root",
     "Twin",
+    "file_root",
     "guess_type",
     "inside",
+    "resolve",
+    "root_of",
 ]
 
 #: files up to this size are kept in memory (nginx open_file_cache keeps fds; we keep bytes)
@@ -237,10 +254,6 @@ class Root:
         self.precompressed = precompressed
         self.entries: dict[str, Entry] = {}
         self.metas: dict[str, FileMeta] = {}
-        self.lru: collections.OrderedDict[FileMeta, None] = collections.OrderedDict()
-        self.lru_bytes = 0
-        self.br_lru: collections.OrderedDict[FileMeta, None] = collections.OrderedDict()
-        self.br_bytes = 0
         #: the 200-response extra headers of this root, validated once (set by the response layer)
         self.extra: list[tuple[str, str]] = []
         self.extra_text = ""
@@ -260,7 +273,8 @@ class Root:
             # an encoded slash/backslash/NUL would change the path's structure after decoding
             if "%2f" in low or "%5c" in low or "%00" in low:
                 raise Refused(400, "encoded /, \\ or NUL in path")
-            path = url_decode(uri, form=False)
+            # bytes, then the filesystem encoding: any on-disk name is reachable, once
+            path = os.fsdecode(unquote_to_bytes(uri))
         else:
             path = uri
         if "\0" in path or "\\" in path:
@@ -295,14 +309,14 @@ class Root:
         return real
 
     # -- resolution -------------------------------------------------------------------------
-    def meta_for(self, real: str, st: os.stat_result, name: str) -> FileMeta:
+    def meta_for(self, real: str, st: os.stat_result) -> FileMeta:
         """The FileMeta of ``real`` for stat ``st``, reusing the cached one if unchanged."""
         m = self.metas.get(real)
         if m is not None and m.same(st):
             return m
         if m is not None:
             self.drop(m)
-        m = FileMeta(real, st, guess_type(name, self.custom_mime))
+        m = FileMeta(real, st, guess_type(os.path.basename(real), self.custom_mime))
         if len(self.metas) >= MAX_ENTRIES:
             old = next(iter(self.metas))
             self.drop(self.metas[old])
@@ -339,14 +353,8 @@ class Root:
         """Forget a FileMeta and release its cached bytes."""
         if self.metas.get(m.real) is m:
             del self.metas[m.real]
-        if m.body is not None:
-            self.lru.pop(m, None)
-            self.lru_bytes -= len(m.body)
-            m.body = None
-        if m.br is not None:
-            self.br_lru.pop(m, None)
-            self.br_bytes -= len(m.br)
-            m.br = None
+        BODIES.discard(m)
+        BROTLIS.discard(m)
 
     def remember(self, uri: str, e: Entry) -> None:
         """Cache the resolution of ``uri``."""
@@ -355,32 +363,46 @@ class Root:
             del ents[next(iter(ents))]
         ents[uri] = e
 
-    # -- body caches ------------------------------------------------------------------------
-    def keep_body(self, m: FileMeta, data: bytes) -> None:
-        """Keep a small file's bytes (LRU bounded by BODY_CACHE_BYTES)."""
-        if m.body is not None or len(data) > BODY_CACHE_FILE:
-            return
-        m.body = data
-        self.lru[m] = None
-        self.lru_bytes += len(data)
-        while self.lru_bytes > BODY_CACHE_BYTES and self.lru:
-            old, _ = self.lru.popitem(last=False)
-            if old.body is not None:
-                self.lru_bytes -= len(old.body)
-                old.body = None
 
-    def keep_br(self, m: FileMeta, data: bytes, limit: int) -> None:
-        """Keep on-the-fly brotli output (LRU bounded by ``limit`` bytes)."""
-        if m.br is not None:
+class ByteCache:
+    """A process-wide LRU of bytes kept on FileMeta (``body`` or ``br``), bounded in total.
+
+    Shared by every document root, so many ``ServeOpts`` cannot multiply the bound.
+    """
+
+    def __init__(self, attr: str, limit: int) -> None:
+        self.attr = attr
+        self.limit = limit
+        self.lru: collections.OrderedDict[FileMeta, None] = collections.OrderedDict()
+        self.total = 0
+
+    def add(self, m: FileMeta, data: bytes) -> None:
+        """Hang ``data`` on ``m`` and evict the least recently used beyond the limit."""
+        if getattr(m, self.attr) is not None or len(data) > self.limit:
             return
-        m.br = data
-        self.br_lru[m] = None
-        self.br_bytes += len(data)
-        while self.br_bytes > limit and self.br_lru:
-            old, _ = self.br_lru.popitem(last=False)
-            if old.br is not None:
-                self.br_bytes -= len(old.br)
-                old.br = None
+        setattr(m, self.attr, data)
+        self.lru[m] = None
+        self.total += len(data)
+        while self.total > self.limit:
+            old, _ = self.lru.popitem(last=False)
+            gone = getattr(old, self.attr)
+            if gone is not None:
+                self.total -= len(gone)
+                setattr(old, self.attr, None)
+
+    def discard(self, m: FileMeta) -> None:
+        """Drop ``m``'s bytes, if kept."""
+        data = getattr(m, self.attr)
+        if data is not None:
+            self.lru.pop(m, None)
+            self.total -= len(data)
+            setattr(m, self.attr, None)
+
+
+#: small files' bytes (each at most BODY_CACHE_FILE)
+BODIES = ByteCache("body", BODY_CACHE_BYTES)
+#: on-the-fly brotli output (a file version is compressed once while it stays here)
+BROTLIS = ByteCache("br", 32 * 1024 * 1024)
 
 
 def open_checked(path: str, dev: int, ino: int) -> tuple[int, os.stat_result] | None:
@@ -416,3 +438,114 @@ def is_dir(st: Any) -> bool:
 def is_reg(st: Any) -> bool:
     """Whether a stat result is a regular file."""
     return _stat.S_ISREG(st.st_mode)
+
+
+# --- roots and resolution ------------------------------------------------------------
+
+_ROOTS: dict[tuple[Any, ...], Root] = {}
+_MAX_ROOTS = 64
+_ATTR = "_mgpy_root"
+
+
+def root_of(opts: ServeOpts) -> Root:
+    """The cached Root for ``opts`` (shared by equal options, e.g. one ServeOpts per request)."""
+    r = opts.__dict__.get(_ATTR)
+    if r is not None:
+        return r  # type: ignore[no-any-return]
+    extra = tuple(normalize_headers(opts.extra_headers))
+    key = (
+        opts.document_root,
+        tuple(opts.index_files),
+        opts.hidden_file_pattern,
+        opts.follow_symlinks,
+        tuple(sorted(opts.custom_mime_types.items())),
+        opts.precompressed,
+        extra,
+    )
+    r = _ROOTS.get(key)
+    if r is None or r.root != os.path.realpath(opts.document_root):
+        r = Root(
+            opts.document_root,
+            tuple(opts.index_files),
+            opts.hidden_file_pattern,
+            opts.follow_symlinks,
+            dict(opts.custom_mime_types),
+            opts.precompressed,
+        )
+        r.extra = _check_headers(extra)
+        _check_headers([("Content-Type", t) for t in opts.custom_mime_types.values()])
+        r.extra_text = "".join(f"{k}: {v}\r\n" for k, v in r.extra)
+        if len(_ROOTS) >= _MAX_ROOTS:
+            del _ROOTS[next(iter(_ROOTS))]
+        _ROOTS[key] = r
+    object.__setattr__(opts, _ATTR, r)
+    return r
+
+
+_MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
+
+
+def _check_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Validate extra headers once (LocalProtocolError like every response helper) and
+    drop the ones the response layer manages (Content-Length, Connection ...)."""
+    _user_headers(list(headers))
+    return [(k, v) for k, v in headers if k.lower() not in _MANAGED]
+
+
+_FILE_ROOT_KEY = ("<serve_file>",)
+
+
+def file_root() -> Root:
+    """The Root used by ``serve_file`` (no document root, no twins)."""
+    r = _ROOTS.get(_FILE_ROOT_KEY)
+    if r is None:
+        r = _ROOTS[_FILE_ROOT_KEY] = Root(None, (), None, True, {}, False)
+    return r
+
+
+_SEG_SAFE = "!$&'()*+,;=:@~"
+
+
+def resolve(
+    root: Root, uri: str, now: float, listing: bool
+) -> Entry | str | tuple[str, list[str]]:
+    """Map ``uri`` to an Entry (cached), a redirect location (str) or a directory to
+    list (real path, segments); raise ``Refused``."""
+    segs = root.split_uri(uri)
+    lex = root.lexical(segs)
+    real = root.check_real(lex)
+    st = stat_regular(real)
+    if st is None:
+        raise Refused(404, "not found")
+    if is_dir(st):
+        if not uri.endswith("/"):
+            loc = "/" + "".join(quote(os.fsencode(s), safe=_SEG_SAFE) + "/" for s in segs)
+            return loc
+        for name in root.index_files:
+            p = os.path.join(lex, name)
+            try:
+                ireal = root.check_real(p)
+            except Refused:
+                continue
+            ist = stat_regular(ireal)
+            if ist is None or not is_reg(ist):
+                continue
+            return _entry(root, uri, p, ireal, ist, name, now)
+        if listing:
+            return (real, segs)
+        raise Refused(403, "directory without index file")
+    if not is_reg(st):
+        raise Refused(403, "not a regular file")
+    if uri.endswith("/"):
+        raise Refused(404, "a file is not a directory")
+    return _entry(root, uri, lex, real, st, segs[-1], now)
+
+
+def _entry(
+    root: Root, uri: str, lex: str, real: str, st: os.stat_result, name: str, now: float
+) -> Entry:
+    m = root.meta_for(real, st)
+    root.find_twins(m, lex)
+    e = Entry(lex, m, now, name)
+    root.remember(uri, e)
+    return e

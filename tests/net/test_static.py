@@ -359,6 +359,92 @@ class TestRanges:
         assert (r.status, r.body) == (200, new)
 
 
+class TestOddNamesAndRaces:
+    def test_non_utf8_file_name_is_listed_and_served(
+        self, mgr: mgpy.Manager, tmp_path: Path
+    ) -> None:
+        d = tmp_path / "www"
+        d.mkdir()
+        name = os.fsdecode(b"caf\xe9 latin1.txt")
+        write(d / name, b"latin-1 named")
+        srv = StaticServer(
+            mgr, mgpy.ServeOpts(document_root=str(d), enable_directory_listing=True)
+        )
+        html = srv.get("/").body.decode()
+        assert 'href="./caf%E9%20latin1.txt"' in html and "caf\ufffd latin1.txt" in html
+        r = srv.get("/caf%E9%20latin1.txt")
+        assert (r.status, r.body) == (200, b"latin-1 named")
+
+    def test_file_changing_between_check_and_open_is_resolved_again(
+        self, srv: StaticServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import mgpy.net.static as static_mod
+
+        real_open = static_mod.open_checked
+        calls = []
+
+        def flaky(path: str, dev: int, ino: int) -> tuple[int, os.stat_result] | None:
+            calls.append(path)
+            return None if len(calls) == 1 else real_open(path, dev, ino)
+
+        monkeypatch.setattr(static_mod, "open_checked", flaky)
+        r = srv.get("/big.bin")
+        assert (r.status, r.body) == (200, BIG)
+        assert len(calls) == 2
+
+    def test_file_changing_all_the_time_is_503(
+        self, srv: StaticServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import mgpy.net.static as static_mod
+
+        real_open = static_mod.open_checked
+
+        def never(path: str, dev: int, ino: int) -> tuple[int, os.stat_result] | None:
+            return None if path.endswith("big.bin") else real_open(path, dev, ino)
+
+        monkeypatch.setattr(static_mod, "open_checked", never)
+        r = srv.get("/big.bin")
+        assert r.status == 503 and r.h("Retry-After") == "1"
+        assert srv.get("/small.bin").status == 200  # the connection and the rest are fine
+
+
+class TestCaches:
+    def test_small_file_bytes_stay_within_the_bound(
+        self, srv: StaticServer, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from mgpy.net.static_fs import BODIES
+
+        monkeypatch.setattr(BODIES, "limit", 256 * 1024)
+        files = {f"/f{i}.bin": os.urandom(60_000) for i in range(12)}
+        for path, data in files.items():
+            write(root / path[1:], data)
+        for _ in range(2):
+            for path, data in files.items():
+                assert srv.get(path).body == data
+                assert BODIES.total <= 256 * 1024
+
+    def test_cached_uris_are_bounded(
+        self, srv: StaticServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import mgpy.net.static_fs as fs
+
+        monkeypatch.setattr(fs, "MAX_ENTRIES", 8)
+        for i in range(30):  # 30 spellings of one file
+            assert srv.get("/" * (i + 1) + "small.bin").body == SMALL
+        root = fs.root_of(srv.opts)
+        assert len(root.entries) <= 8
+
+    def test_new_index_file_is_picked_up_on_revalidation(
+        self, srv: StaticServer, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import mgpy.net.static as static_mod
+
+        assert srv.get("/docs/").body == b"docs index\n"
+        monkeypatch.setattr(static_mod, "REVALIDATE", 0.0)
+        write(root / "docs" / "index.html", "now html\n")
+        assert srv.get("/docs/").body == b"now html\n"
+
+
 class TestListing:
     def test_listing_is_sorted_escaped_and_hides_dotfiles(
         self, mgr: mgpy.Manager, tmp_path: Path
