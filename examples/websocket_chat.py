@@ -131,7 +131,12 @@ class ChatServer:
     def run(self) -> None:
         """Poll until SIGTERM or Ctrl-C."""
         stop: list[int] = []
-        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+
+        def on_sigterm(*_: Any) -> None:
+            stop.append(1)
+            self.mgr.wakeup()  # return from poll() now, not at its timeout
+
+        signal.signal(signal.SIGTERM, on_sigterm)
         try:
             while not stop:
                 self.mgr.poll(500)

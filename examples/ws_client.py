@@ -108,7 +108,11 @@ class ReconnectingClient:
 
     def run(self) -> int:
         """Poll until stopped; return the exit status."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        def on_sigterm(*_: Any) -> None:
+            self.stop()
+            self.mgr.wakeup()  # let poll() return now and send the close frame
+
+        signal.signal(signal.SIGTERM, on_sigterm)
         self.connect()
         try:
             while not (self.stopping and self.conn is None):

@@ -378,6 +378,13 @@ class TestKeepalive:
         assert not rec.data("WS_CONTROL_FRAME")
         cli.close()
 
+    def test_pong_timeout_off_keeps_pinging_a_silent_peer(self, mgr: mgpy.Manager) -> None:
+        rec, cli = open_ws(mgr, Limits(ws_ping_interval=0.05, ws_pong_timeout=0))
+        for _ in range(4):  # never answered, never closed
+            assert cli.recv_frame()[0] == 0x89
+        assert not rec.conns[0].closed and not cli.eof
+        cli.close()
+
     def test_keepalive_off_sends_no_ping(self, mgr: mgpy.Manager) -> None:
         _rec, cli = open_ws(mgr, Limits(ws_ping_interval=0, ws_pong_timeout=0.1))
         end = time.monotonic() + 0.4  # an observation window, not a synchronisation
