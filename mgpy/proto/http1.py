@@ -265,8 +265,6 @@ class HttpReader:
     def _read_head(self, buf: bytes | bytearray, eof: bool) -> tuple[object, int]:
         while True:
             base = self._skip
-            if buf.startswith(b"\r\n", base):
-                base = self._skip_empty_lines(buf, base)
             start = self._hfind
             end = buf.find(b"\r\n\r\n", start if start > base else base)
             if end < 0:
@@ -274,6 +272,9 @@ class HttpReader:
             hend = end + 4
             raw = bytes(buf[base:hend])
             rl = raw.find(b"\r\n")
+            if not rl:
+                self._skip_empty_lines(buf, base)
+                continue
             nl = raw.count(b"\r\n")
             if (
                 hend - base > self._small_head
@@ -311,6 +312,8 @@ class HttpReader:
 
     def _head_incomplete(self, buf: bytes | bytearray, base: int, eof: bool) -> tuple[object, int]:
         """No CRLFCRLF yet: check the new bytes against the limits, then wait."""
+        if buf.startswith(b"\r\n", base):
+            base = self._skip_empty_lines(buf, base)
         n = len(buf)
         if eof:
             if n == base and not self._interim:
@@ -458,8 +461,8 @@ class HttpReader:
             self._state = _BODY_CL
             self._remaining = clen
             self.in_body = True
-        self._skip = 0
-        self._empty_lines = 0
+        if self._skip:
+            self._skip = self._empty_lines = 0
         return hm
 
     def _response(self, raw: bytes, rl: int, nl: int) -> HttpMessage | None:
