@@ -115,7 +115,7 @@ _CHUNK_EXT = rf"[ \t]*;[ \t]*{_TOKEN}(?:[ \t]*=[ \t]*(?:{_TOKEN}|{_QUOTED}))?"
 _CHUNK_LINE = re.compile(rf"([0-9A-Fa-f]{{1,16}})(?:{_CHUNK_EXT})*\r\n".encode("latin-1"))
 _TOKEN_RE = re.compile(_TOKEN)
 _VALUE_RE = re.compile(rf"{_VALUE_CHAR}*")
-_OUT_FIELDS = re.compile(rf"(?:{_TOKEN}\x00{_VALUE_CHAR}*\r\n)*")
+_BAD_VALUE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")  # CR, LF, NUL, other CTLs, DEL, > U+00FF
 _TARGET_RE = re.compile(_TARGET)
 
 #: header name as sent -> its lower-case form if it is Host or decides framing, else "".
@@ -893,18 +893,13 @@ def check_header(name: str, value: str) -> None:
 
 def _encode_fields(headers: Iterable[tuple[str, str]]) -> bytes:
     """Serialize header fields, refusing anything that could split the message."""
-    if not isinstance(headers, list):
-        headers = list(headers)
-    if not headers:
-        return b""
-    text = "".join([f"{k}\x00{v}\r\n" for k, v in headers])
-    # One regex over the joined fields; NUL is the name/value separator and is
-    # itself forbidden, so the NUL count proves every field stayed on its line.
-    if _OUT_FIELDS.fullmatch(text) is None or text.count("\x00") != len(headers):
-        for k, v in headers:
-            check_header(k, v)
-        raise LocalProtocolError("invalid header field")
-    return text.replace("\x00", ": ").encode("latin-1")
+    out = []
+    for name, value in headers:
+        # measured: two precompiled regexes per field beat one over the joined text
+        if _TOKEN_RE.fullmatch(name) is None or _BAD_VALUE.search(value) is not None:
+            check_header(name, value)
+        out.append(f"{name}: {value}\r\n")
+    return "".join(out).encode("latin-1")
 
 
 def response_head(
