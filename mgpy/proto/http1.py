@@ -92,8 +92,10 @@ _STATUS_LINE = re.compile(rf"HTTP/([0-9]\.[0-9]) ([0-9]{{3}})(?: ({_VALUE_CHAR}*
 # field lines are all valid (no bare CR/LF, no CTL, token name, no space
 # before the colon, no obs-fold) iff findall returns one match per line.
 # The fast form refuses trailing OWS (such a head falls back to _FIELD_OWS).
-_FIELD = re.compile(rf"\r\n({_TOKEN}):[ \t]*({_VALUE_CHAR}*)(?<![ \t])(?=\r\n)")
-_FIELD_OWS = re.compile(rf"\r\n({_TOKEN}):[ \t]*({_VALUE_CHAR}*?)[ \t]*(?=\r\n)")
+# No two parts can match the same text, so a failing line backtracks in O(n):
+# the value starts after all leading OWS (the lookahead) and is never split.
+_FIELD = re.compile(rf"\r\n({_TOKEN}):[ \t]*(?![ \t])({_VALUE_CHAR}*)(?<![ \t])(?=\r\n)")
+_FIELD_OWS = re.compile(rf"\r\n({_TOKEN}):({_VALUE_CHAR}*)(?=\r\n)")
 # the fields that decide framing (and Host)
 _FRAMING = frozenset(("content-length", "transfer-encoding", "connection", "expect", "upgrade"))
 _ONE_FIELD = re.compile(rf"{_TOKEN}:{_VALUE_CHAR}*")
@@ -700,7 +702,7 @@ def _fields_ows(text: str, rl: int, nl: int, client: bool) -> list[tuple[str, st
     headers: list[tuple[str, str]] = _FIELD_OWS.findall(text, rl)
     if len(headers) != nl - 2:
         raise _head_error(text, client)
-    return headers
+    return [(name, value.strip(" \t")) for name, value in headers]
 
 
 def _head_error(text: str, client: bool) -> RemoteProtocolError:

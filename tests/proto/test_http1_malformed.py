@@ -3,6 +3,8 @@ soon as the violation is visible, and a dead reader afterwards."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mgpy.errors import LimitExceeded, RemoteProtocolError
@@ -329,3 +331,39 @@ class TestMalformedResponses:
         for pieces in ([data], [bytes([b]) for b in data]):
             with pytest.raises(RemoteProtocolError):
                 drive("client", pieces)
+
+
+class TestBacktracking:
+    """Pathological lines cost O(n): quadratic backtracking would take minutes here."""
+
+    BIG = Limits(max_header_line=1 << 17, max_headers_size=1 << 18, max_chunk_line=1 << 17)
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            b" " * 60000,
+            b" " * 30000 + b"a" * 30000 + b"\x00",
+            b"a" + b" " * 60000 + b"b\x00",
+            b" a" * 30000 + b" ",
+            b" \t" * 30000 + b"\x01",
+        ],
+    )
+    def test_long_whitespace_values_are_linear(self, value: bytes) -> None:
+        data = b"GET / HTTP/1.1\r\nHost: h\r\nX:" + value + b"\r\n\r\n"
+        start = time.perf_counter()
+        try:
+            drive("server", [data], limits=self.BIG)
+        except RemoteProtocolError as e:
+            assert e.status == 400
+        assert time.perf_counter() - start < 2.0
+
+    @pytest.mark.parametrize(
+        "line",
+        [b"5;a" + b" " * 60000 + b"x", b"5" + b";a=b" * 15000 + b" x", b'5;a="' + b'\\"' * 30000],
+    )
+    def test_long_chunk_extensions_are_linear(self, line: bytes) -> None:
+        data = b"POST / HTTP/1.1\r\nHost: h\r\n" + CHUNKED + b"\r\n\r\n" + line + b"\r\n"
+        start = time.perf_counter()
+        with pytest.raises(RemoteProtocolError):
+            drive("server", [data], limits=self.BIG)
+        assert time.perf_counter() - start < 2.0
