@@ -255,14 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     except mgpy.Error as e:
         sys.stderr.write(f"mgpy: error: {e}\n")
         return 2
-    print(
-        f"mgpy serving {os.path.abspath(args.root)} on {url} "
-        f"(WebSocket echo at /ws, live stats at /ws/push). Press Ctrl-C to stop.",
-        flush=True,
-    )
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     try:
+        # Printed inside the try: a Ctrl-C that lands while the banner is written stops cleanly.
+        print(
+            f"mgpy serving {os.path.abspath(args.root)} on {url} "
+            f"(WebSocket echo at /ws, live stats at /ws/push). Press Ctrl-C to stop.",
+            flush=True,
+        )
         while not stop:
             srv.mgr.poll(1000)
     except KeyboardInterrupt:
