@@ -18,7 +18,7 @@ alters the front otherwise.  Events: an ``HttpMessage`` (a complete head),
     HEAD --101 / 2xx to CONNECT--> SWITCHED               (client side)
     any --RemoteProtocolError--> DEAD                     (every later call raises)
 
-A complete head (the hot path) costs one ``find(b"\r\n\r\n")``, one copy,
+A complete head (the hot path) costs one ``find(b"\\r\\n\\r\\n")``, one copy,
 one latin-1 decode, one regex match of the start line and one ``findall``
 of a field-line regex that can only match a whole line between two CRLFs:
 the head is valid (token names, no space before the colon, no obs-fold,
