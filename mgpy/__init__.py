@@ -19,15 +19,21 @@ from .events import (
 )
 from .limits import Limits
 from .mbuf import Mbuf
-from .net.auth import get_http_basic_auth
+from .net.auth import (
+    check_digest_auth,
+    get_http_basic_auth,
+    send_basic_auth_request,
+    send_digest_auth_request,
+)
 from .net.conn import Connection
 from .net.http import register_http_endpoint, set_protocol_http_websocket
 from .net.manager import Manager
-from .net.formdata import file_upload_handler
+from .net.upload import file_upload_handler
 from .net.respond import http_reply, http_send_error, http_send_redirect
 from .net.static import ServeOpts, serve_file, serve_http
-from .net.tls import TlsOpts
+from .net.tls import TlsInfo, TlsOpts, tls_info
 from .net.ws import ws_accept, ws_dropped
+from .proto.digest import create_digest_auth_header
 from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
 from .proto.ws import WsProtocol
 
@@ -40,8 +46,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ServeOpts",
+    "TlsInfo",
     "TlsOpts",
+    "tls_info",
     "file_upload_handler",
+    "check_digest_auth",
+    "create_digest_auth_header",
+    "send_basic_auth_request",
+    "send_digest_auth_request",
     "serve_file",
     "serve_http",
     "WsProtocol",

@@ -15,12 +15,13 @@ sends Basic credentials, and answers one Digest challenge per request.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Error, ProtocolError
 from ..events import Ev, F, Headers, HttpMessage
 from ..proto import ws as _wscore
-from ..proto.http1 import END, NEED_DATA, request_head
+from ..proto.http1 import END, NEED_DATA, HttpReader, request_head
 from ..proto.httputil import basic_auth_header
 from .addr import parse_addr
 from . import http as _http
@@ -44,12 +45,25 @@ EV_ERROR = Ev.ERROR
 _DELETE_CHUNK = int(F.DELETE_CHUNK)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
+_CONNECTING = int(F.CONNECTING)
+_SSL = int(F.SSL)
 
 
 class ClientX:
     """The request a client connection sends (internal)."""
 
-    __slots__ = ("addr", "method", "headers", "body", "ws", "key", "offered", "auth_tried", "done")
+    __slots__ = (
+        "addr",
+        "auth_tried",
+        "body",
+        "done",
+        "headers",
+        "key",
+        "method",
+        "offered",
+        "retry_auth",
+        "ws",
+    )
 
     def __init__(self, addr: Any, method: str, headers: list[tuple[str, str]], body: bytes) -> None:
         self.addr = addr
@@ -61,6 +75,7 @@ class ClientX:
         self.offered: list[str] = []
         self.auth_tried = False
         self.done = False
+        self.retry_auth: str | None = None  # Authorization for the request after a reconnect
 
 
 def _new_client(
@@ -128,6 +143,11 @@ def connect_ws(
 
 def client_connected(c: Connection, st: _http.HttpState) -> None:
     """CONNECT(0): tell the handler, then write the request."""
+    x = st.client_x
+    if x is not None and x.retry_auth is not None:
+        auth, x.retry_auth = x.retry_auth, None  # reconnected for a Digest retry: no CONNECT
+        _send_request(c, st, auth)
+        return
     st.h(c, EV_CONNECT, 0)
     if not c._closed and not c._flags & _CLOSE_IMMEDIATELY:
         _send_request(c, st)
@@ -179,7 +199,9 @@ def client_recv(c: Connection, st: _http.HttpState) -> None:
     lim = c.limits
     if lim.body_timeout and c._expire_at:
         c._expire_at = c.mgr._mono + lim.body_timeout
-    while (mb._buf or reader.in_body) and st.phase != _http._WS and not c._flags & _CLOSE_IMMEDIATELY:
+    while (mb._buf or reader.in_body) and st.phase != _http._WS and not (
+        c._flags & _CLOSE_IMMEDIATELY
+    ):
         if st.phase == _http._DEAD:
             break  # the reply was delivered; whatever follows it is ignored
         try:
@@ -270,7 +292,7 @@ def _deliver(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
     x = st.client_x
     if hm.resp_code == 401 and not x.auth_tried and x.addr.user is not None:
         chal = _digest_challenge(hm)
-        if chal is not None and hm.keep_alive:
+        if chal is not None:
             x.auth_tried = True
             from ..proto.digest import create_digest_auth_header
 
@@ -281,9 +303,12 @@ def _deliver(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
             except ProtocolError as e:
                 log.debug("%r: cannot answer the Digest challenge: %s", c, e)
             else:
-                st.phase = _http._IDLE
-                _send_request(c, st, auth)
-                return
+                if hm.keep_alive:
+                    st.phase = _http._IDLE
+                    _send_request(c, st, auth)
+                    return
+                if _reconnect(c, st, auth):
+                    return
     x.done = True
     st.phase = _http._DEAD if not hm.keep_alive else _http._IDLE
     c._expire_at = 0.0
@@ -297,6 +322,41 @@ def _deliver(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
     # one request per connection: close once the handler has seen the reply
     st.phase = _http._DEAD
     c._flags |= _SEND_AND_CLOSE
+
+
+def _reconnect(c: Connection, st: _http.HttpState, auth: str) -> bool:
+    """The server closes after its 401: dial it again on the same Connection, then send
+    the request with ``auth``.  The handler sees no second CONNECT; a failed reconnect
+    gives CONNECT(error) and CLOSE."""
+    sock = c.sock
+    if sock is None or c._closed or c.peer is None:
+        return False
+    mgr = c.mgr
+    family = sock.family
+    mgr._set_mask(c, 0)
+    try:
+        sock.close()
+    except OSError:
+        pass
+    c.sock = None
+    if c._tls is not None:
+        c._tls.release()
+        c._tls = None
+        c._flags &= ~_SSL
+    c.recv_mbuf.clear()
+    c.send_mbuf.clear()
+    c._flags = (c._flags & ~(_SEND_AND_CLOSE | _CLOSE_IMMEDIATELY)) | _CONNECTING
+    c._x_get().pop("eof", None)
+    st.reader = HttpReader("client", c.limits)
+    st.phase = _http._IDLE
+    st.hm = None
+    st.body = None
+    st.client_x.retry_auth = auth
+    lim = c.limits
+    c._on_expire = _client_timeout
+    mgr._set_expire(c, mgr._mono + lim.connect_timeout if lim.connect_timeout else 0.0)
+    mgr._soon.append((mgr._start_connect, (c, [(family, socket.SOCK_STREAM, 0, "", c.peer)])))
+    return True
 
 
 def _digest_challenge(hm: HttpMessage) -> str | None:

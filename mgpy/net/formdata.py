@@ -13,9 +13,18 @@ malformed, the open part gets HTTP_PART_END with status -1 and
 HTTP_MULTIPART_REQUEST_END follows with status -1 (a malformed body is also
 answered 400 and the connection closes).
 
+An application that answers before the body has been read (a 413 for a quota,
+a 401, a 404 at HTTP_MULTIPART_REQUEST) ends the request: it gets the
+status -1 events at once, and the rest of the body is read and discarded
+before the connection closes (``http.linger_close``), so the client sees the answer
+instead of a reset.  ``Expect: 100-continue`` is answered only after
+HTTP_MULTIPART_REQUEST (and the endpoint's auth check) let the request go on.
+
 Flow control: in HTTP_PART_DATA the handler may set ``part.num_data_consumed``
-lower than ``len(part.data)``; the rest is delivered again on later polls and
-reading from the socket stays paused until it is all consumed.
+lower than ``len(part.data)``; the rest is delivered again and reading from
+the socket stays paused until it is all consumed.  A handler that consumed
+some gets the rest in the next poll round; one that consumed nothing gets it
+again on each POLL (it is waiting for something: no busy loop).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ProtocolError, RemoteProtocolError
 from ..events import Ev, F, HttpMessage, MultipartPart
 from ..proto import multipart as _mp
+from . import auth as _auth
 from . import http as _http
 
 if TYPE_CHECKING:
@@ -41,13 +51,15 @@ EV_PART_DATA = Ev.HTTP_PART_DATA
 EV_PART_END = Ev.HTTP_PART_END
 EV_MULTIPART_REQUEST_END = Ev.HTTP_MULTIPART_REQUEST_END
 
-_CLOSING = int(F.SEND_AND_CLOSE | F.CLOSE_IMMEDIATELY)
+_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
+_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
+_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 
 
 class MpState:
     """Per-request multipart state (internal), in ``HttpState.mp``."""
 
-    __slots__ = ("parser", "buf", "part", "pending", "body_done", "ended", "hm")
+    __slots__ = ("body_done", "buf", "ended", "hm", "parser", "part", "pending", "soon")
 
     def __init__(self, parser: _mp.MultipartParser, hm: HttpMessage) -> None:
         self.parser = parser
@@ -57,31 +69,38 @@ class MpState:
         self.body_done = False  # the HTTP body ended (END seen)
         self.ended = False  # MULTIPART_REQUEST_END delivered
         self.hm = hm
+        self.soon = False  # a redelivery is scheduled for the next poll round
 
 
 def mp_start(c: Connection, st: _http.HttpState, hm: HttpMessage, ctype: str) -> bool:
-    """A multipart request head arrived: set up the parser and fire HTTP_MULTIPART_REQUEST."""
+    """A multipart request head arrived: set up the parser and fire HTTP_MULTIPART_REQUEST.
+
+    Returns False when the request already ended (bad boundary, refused).
+    """
+    expect = hm.expect_continue
+    hm.expect_continue = False  # answered here, once the request may go on
     try:
         boundary = _mp.boundary_from_content_type(ctype)
         parser = _mp.MultipartParser(boundary, c.limits)
     except ProtocolError as e:
         _http._protocol_error(c, st, RemoteProtocolError(str(e), 400))
         return False
-    st.mp = MpState(parser, hm)
+    mp = st.mp = MpState(parser, hm)
     st.h = _http._route(st, c, hm.uri)
-    st.nq0 = c._nq
-    if hm.expect_continue:
-        c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        hm.expect_continue = False
     if st.endpoints:
         opts = _http._endpoint_opts(st, st.h)
         if opts and opts.get("auth_file"):
-            st.phase = _http._WAIT
-            if not _http._auth.endpoint_auth_ok(c, hm, opts):
+            # a 401 sent now, with the body unread, closes the connection (after lingering)
+            if not _auth.endpoint_auth_ok(c, hm, opts):
                 st.mp = None
+                _stopped(c, st)
                 return False
-            st.phase = _http._BODY
-    st.h(c, EV_MULTIPART_REQUEST, hm)
+    st.nq0 = c._nq
+    if not _emit(c, st, mp, EV_MULTIPART_REQUEST, hm):
+        return False
+    # RFC 9110 10.1.1: 100 (Continue) only for a request the server will read
+    if expect:
+        c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
     return True
 
 
@@ -104,13 +123,13 @@ def mp_end(c: Connection, st: _http.HttpState) -> None:
 def mp_poll(c: Connection, st: _http.HttpState) -> None:
     """On POLL: re-deliver data the handler did not consume, then resume parsing."""
     mp = st.mp
-    if mp is None or not mp.pending or c._closed:
+    if mp is None or not mp.pending or c._closed or st.in_recv:
         return
-    _redeliver(c, st, mp)
-    if not mp.pending and st.mp is mp:
-        _run(c, st, mp)
-        if not mp.pending and st.phase == _http._BODY and c.recv_mbuf._buf:
-            _http._server_recv(c, st)
+    if not _redeliver(c, st, mp) or mp.pending:
+        return
+    _run(c, st, mp)
+    if st.mp is mp and not mp.pending and st.phase == _http._BODY:
+        _http._server_recv(c, st)
 
 
 def mp_paused(st: _http.HttpState) -> bool:
@@ -119,26 +138,78 @@ def mp_paused(st: _http.HttpState) -> bool:
     return mp is not None and bool(mp.pending)
 
 
-def _redeliver(c: Connection, st: _http.HttpState, mp: MpState) -> None:
+def _emit(c: Connection, st: _http.HttpState, mp: MpState, ev: Ev, data: Any) -> bool:
+    """Deliver one event; return False if the request stopped (answered early, closing)."""
+    try:
+        st.h(c, ev, data)
+    except Exception:
+        _http._app_error(c, st, ev.name)  # 500 and close
+        mp_abort(c, st)
+        return False
+    if st.mp is mp and st.phase == _http._BODY and not c._flags & _CLOSING:
+        return True
+    _stopped(c, st)
+    return False
+
+
+def _stopped(c: Connection, st: _http.HttpState) -> None:
+    """The application answered before the body was read: abort the parts, discard the rest."""
+    if (
+        st.phase != _http._DEAD
+        or not st.resp_started
+        or c._flags & _CLOSE_IMMEDIATELY
+        or c._error is not None
+    ):
+        return  # still reading, closing anyway, or a protocol error (already handled)
+    mp_abort(c, st)
+    x = c._x
+    if not st.linger and not (x is not None and x.get("eof")):
+        c._flags &= ~_SEND_AND_CLOSE
+        _http.linger_close(c, st)
+
+
+def _redeliver(c: Connection, st: _http.HttpState, mp: MpState) -> bool:
     part = mp.part
     data = mp.pending
     if part is None:
         mp.pending = b""
-        return
+        return True
     part.data = data
     part.num_data_consumed = len(data)
-    st.h(c, EV_PART_DATA, part)
+    mp.pending = b""
+    if not _emit(c, st, mp, EV_PART_DATA, part):
+        return False
     used = max(0, min(part.num_data_consumed, len(data)))
     mp.pending = data[used:]
+    if used and mp.pending:
+        _schedule(c, mp)
+    return True
+
+
+def _schedule(c: Connection, mp: MpState) -> None:
+    """The handler made progress but left data: redeliver in the next poll round, not a
+    POLL interval later.  A handler that consumed nothing waits for POLL (no busy loop)."""
+    if not mp.soon:
+        mp.soon = True
+        c.mgr._soon.append((_soon, (c, mp)))
+
+
+def _soon(c: Connection, mp: MpState) -> None:
+    mp.soon = False
+    st = c.proto_data
+    if c._closed or not isinstance(st, _http.HttpState) or st.mp is not mp:
+        return
+    mp_poll(c, st)
+    c.mgr._after(c)
 
 
 def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
+    """Parse what is buffered and deliver the events, until NEED_DATA or a pause."""
     if mp.pending:
         return
     parser = mp.parser
     buf = mp.buf
-    h = st.h
-    while not c._flags & _CLOSING:
+    while True:
         try:
             ev, n = parser.next_event(buf, mp.body_done)
         except ProtocolError as e:
@@ -147,32 +218,40 @@ def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
         if n:
             del buf[:n]
         if ev is _mp.NEED_DATA:
+            if mp.body_done and parser.done:
+                _finish(c, st, mp, 0)  # the close delimiter came before the body's end
             return
         cls = ev.__class__
         if cls is bytes:
             part = mp.part
             assert part is not None
-            part.data = ev  # type: ignore[assignment]
-            part.num_data_consumed = len(ev)  # type: ignore[arg-type]
-            h(c, EV_PART_DATA, part)
+            data: bytes = ev  # type: ignore[assignment]
+            part.data = data
+            part.num_data_consumed = len(data)
+            if not _emit(c, st, mp, EV_PART_DATA, part):
+                return
             used = part.num_data_consumed
-            if used < len(ev):  # type: ignore[arg-type]
-                mp.pending = ev[max(0, used) :]  # type: ignore[index]
+            if used < len(data):
+                mp.pending = data[max(0, used) :]
+                if used > 0:
+                    _schedule(c, mp)
                 return
         elif cls is _mp.PartBegin:
-            mp.part = MultipartPart(ev.name, ev.filename, b"", 0, ev.headers)  # type: ignore[union-attr]
-            h(c, EV_PART_BEGIN, mp.part)
+            pb: _mp.PartBegin = ev  # type: ignore[assignment]
+            mp.part = MultipartPart(pb.name, pb.filename, b"", 0, pb.headers)
+            if not _emit(c, st, mp, EV_PART_BEGIN, mp.part):
+                return
         elif cls is _mp.PartEnd:
             part = mp.part
             if part is not None:
                 part.data = b""
                 part.status = 0
-                h(c, EV_PART_END, part)
                 mp.part = None
-        elif cls is _mp.MultipartEnd:
-            if mp.body_done:
-                _finish(c, st, mp, 0)
-                return
+                if not _emit(c, st, mp, EV_PART_END, part):
+                    return
+        elif cls is _mp.MultipartEnd and mp.body_done:
+            _finish(c, st, mp, 0)
+            return
 
 
 def _finish(c: Connection, st: _http.HttpState, mp: MpState, status: int) -> None:
@@ -184,17 +263,19 @@ def _finish(c: Connection, st: _http.HttpState, mp: MpState, status: int) -> Non
     end = MultipartPart(None, None, b"", status)
     if status == 0:
         st.phase = _http._WAIT
-        nq0 = st.nq0
+        st.resp_end = -1
+        st.resp_started = False
+        st.resp_chunked = False
+        st.resp_close = False
+        st.nq0 = c._nq
+        c._expire_at = 0.0
         try:
             st.h(c, EV_MULTIPART_REQUEST_END, end)
         except Exception:
             _http._app_error(c, st, "HTTP_MULTIPART_REQUEST_END")
             return
         if st.phase == _http._WAIT:
-            if not st.resp_started and c._nq != nq0:
-                _http.response_done(c)
-            else:
-                _http.check_done(c, st)
+            _http.check_done(c, st)
     else:
         st.h(c, EV_MULTIPART_REQUEST_END, end)
 
@@ -224,13 +305,5 @@ def mp_abort(c: Connection, st: _http.HttpState) -> None:
         log.exception("handler raised on HTTP_MULTIPART_REQUEST_END for %r", c)
 
 
-def file_upload_handler(name_fn: Any, max_file_size: int | None = None) -> Any:
-    """Placeholder: being written."""
-
-    def handler(c: Connection, ev: Any, ev_data: Any) -> None:
-        if ev == EV_MULTIPART_REQUEST_END and ev_data.status == 0:
-            from .respond import http_reply
-
-            http_reply(c, 501, '{"ok":false,"error":"not implemented yet"}')
-
-    return handler
+def file_upload_handler(*a, **k):  # type: ignore
+    raise NotImplementedError
