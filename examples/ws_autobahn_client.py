@@ -56,7 +56,9 @@ class AutobahnClient:
 
     # -- handlers -------------------------------------------------------------------
     def _on_count(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
-        if ev == Ev.WS_FRAME:
+        if ev == Ev.WS_HANDSHAKE_DONE and ev_data.resp_code != 101:
+            self.error = f"getCaseCount: the server answered {ev_data.resp_code}"
+        elif ev == Ev.WS_FRAME:
             try:
                 self.count = int(json.loads(ev_data.data))
             except ValueError:
