@@ -1,14 +1,23 @@
 """Run mgpy's benchmarks against its peers and print the ratio table (`make bench`).
 
-Strategy: four suites (tcp, http, static, ws).  Each suite starts one server at a time,
-pinned to CPU 0, and drives it with the same generator pinned to CPU 1 (wrk for HTTP,
-bench/loadgen/build/wsload for everything else): mgpy and its peers run in the same
-invocation with the same settings, so only the ratios matter, not the machine.  Each
-throughput number follows a short warm-up run; every measurement records the CPU used by
-the server, the generator and everything else, which tells whether the server was the
-bottleneck and whether the machine was quiet.  A failure (server does not start, errors on
-the wire) is recorded as ERROR for that cell and the run goes on.  Results are printed and
-written to bench/results/latest.json and latest.md; MISS is reported, never hidden.
+Strategy: four suites (tcp, http, static, ws).  A suite starts all its servers (mgpy and
+the peers), each pinned to CPU 0 on its own port, and drives them with the same generator
+pinned to CPU 1 (wrk for HTTP, bench/loadgen/build/wsload for the rest), so mgpy and its
+peers are measured in one invocation with the same settings: only the ratios matter.
+
+1. Per server, on the still-fresh process: the idle-memory measurement (RSS delta over
+   10 000 connections) and, for WebSocket, the push timing over those connections.
+2. Throughput runs in rounds: each round visits every server and metric in turn (a
+   warm-up run precedes the first measurement of each).  Every measurement records the CPU
+   used by the server, the generator and everything else; a run during which other
+   processes used more than NOISY_PCT of a CPU is "noisy".  Rounds repeat (up to --rounds)
+   only for the cells that have no quiet sample yet.  A cell's value is its best quiet
+   sample (best of all samples, flagged, if none was quiet): interference only ever slows
+   a server down, so the best quiet run is the closest to what the server can do.
+
+Failures (a server that does not start or dies, errors on the wire) become ERROR cells and
+the run goes on.  The table (with PASS/MISS against the targets; a MISS is never hidden)
+is printed and written to bench/results/latest.json and latest.md.
 
     python bench/run.py [--only tcp,http,static,ws] [--quick] [--servers mgpy,aiohttp]
 """
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.util
 import json
 import os
@@ -40,6 +50,7 @@ IDLE_CONNS = 10_000
 FILE_SMALL = "1k.bin"
 FILE_BIG = "100m.bin"
 BIG_CONNS = 4
+NOISY_PCT = 15.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class Settings:
     warmup: float
     idle_conns: int
     pushes: int
+    rounds: int
     servers: frozenset[str] | None
 
 
@@ -86,31 +98,7 @@ ROWS = (
     Row("ws", "push", "WebSocket push to 10 000 conns (median)", "ms", False,
         ("aiohttp", "websockets"), "aiohttp", 0.7),
 )
-
-
-class Results:
-    """suite -> metric -> server -> record ({"value": ...} or {"error": ...})."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-
-    def put(self, suite: str, metric: str, server: str, record: dict[str, Any]) -> None:
-        """Store one measurement and print it."""
-        self.data.setdefault(suite, {}).setdefault(metric, {})[server] = record
-        if "error" in record:
-            print(f"    {metric:<11} ERROR {record['error']}", flush=True)
-            return
-        load = record.get("load")
-        extra = ""
-        if load:
-            extra = (f"  (server CPU {load['server_cpu_pct']:.0f}%, generator "
-                     f"{load['gen_cpu_pct']:.0f}%, other {load['other_cpu_pct']:.0f}%)")
-        print(f"    {metric:<11} {fmt(record['value'], record['unit'])} {record['unit']}{extra}",
-              flush=True)
-
-    def get(self, suite: str, metric: str, server: str) -> dict[str, Any] | None:
-        """The record for one cell, if measured."""
-        return self.data.get(suite, {}).get(metric, {}).get(server)
+HIGHER_IS_BETTER = {(r.suite, r.metric): r.higher_is_better for r in ROWS}
 
 
 def fmt(value: float, unit: str) -> str:
@@ -118,6 +106,56 @@ def fmt(value: float, unit: str) -> str:
     if unit in ("KiB", "ms"):
         return f"{value:,.1f}".replace(",", " ")
     return f"{value:,.0f}".replace(",", " ")
+
+
+def is_noisy(rec: dict[str, Any]) -> bool:
+    """True when other processes used more than NOISY_PCT of a CPU during the sample."""
+    load = rec.get("load")
+    return load is not None and float(load["other_cpu_pct"]) > NOISY_PCT
+
+
+class Results:
+    """suite -> metric -> server -> list of samples ({"value": ...} or {"error": ...})."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
+
+    def put(self, suite: str, metric: str, server: str, record: dict[str, Any]) -> None:
+        """Store one sample (or an error) and print it."""
+        cell = self.data.setdefault(suite, {}).setdefault(metric, {}).setdefault(server, [])
+        cell.append(record)
+        if "error" in record:
+            print(f"    {server:<10} {metric:<10} ERROR {record['error']}", flush=True)
+            return
+        load = record.get("load")
+        extra = ""
+        if load:
+            extra = (f"  (server CPU {load['server_cpu_pct']:.0f}%, generator "
+                     f"{load['gen_cpu_pct']:.0f}%, other {load['other_cpu_pct']:.0f}%"
+                     f"{', noisy' if is_noisy(record) else ''})")
+        print(f"    {server:<10} {metric:<10} {fmt(record['value'], record['unit'])} "
+              f"{record['unit']}{extra}", flush=True)
+
+    def fail(self, suite: str, metric: str, server: str, msg: str) -> None:
+        """Record that a cell could not be measured."""
+        self.put(suite, metric, server, {"error": msg})
+
+    def best(self, suite: str, metric: str, server: str) -> dict[str, Any] | None:
+        """The cell's value: its best quiet sample, else its best sample, else its error."""
+        samples = self.data.get(suite, {}).get(metric, {}).get(server)
+        if not samples:
+            return None
+        good = [s for s in samples if "error" not in s]
+        if not good:
+            return samples[-1]
+        quiet = [s for s in good if not is_noisy(s)] or good
+        sign = 1.0 if HIGHER_IS_BETTER.get((suite, metric), True) else -1.0
+        return max(quiet, key=lambda s: sign * float(s["value"]))
+
+    def needs_sample(self, suite: str, metric: str, server: str) -> bool:
+        """True while a cell has neither an error nor a quiet sample."""
+        samples = self.data.get(suite, {}).get(metric, {}).get(server, [])
+        return not any("error" in s or not is_noisy(s) for s in samples)
 
 
 def measure(
@@ -136,16 +174,19 @@ def measure(
         load = meter.stop()
     except h.BenchError as e:
         msg = str(e) if server.alive() else f"{e}; server died: {server.tail()}"
-        res.put(suite, metric, server.name, {"error": msg})
+        res.fail(suite, metric, server.name, msg)
         return
-    res.put(suite, metric, server.name, {"value": value, "unit": unit, "load": load.as_dict(),
-                                         **extra})
+    res.put(suite, metric, server.name,
+            {"value": value, "unit": unit, "load": load.as_dict(), **extra})
 
 
 def idle_memory(
     res: Results, suite: str, server: h.Server, args: list[str], n: int
-) -> h.HeldGenerator | None:
-    """Open n idle connections with wsload; store RSS delta / n. Returns the held generator."""
+) -> tuple[h.HeldGenerator, dict[str, Any]] | None:
+    """Open n idle connections with wsload and store RSS delta / n.
+
+    Returns the generator (still holding the connections) and its ready line, or None.
+    """
     base_rss = h.rss_kib(server.pid)
     gen = h.HeldGenerator(args)
     try:
@@ -157,74 +198,99 @@ def idle_memory(
         after = h.rss_kib(server.pid)
     except h.BenchError as e:
         gen.close()
-        res.put(suite, "idle_mem", server.name, {"error": str(e)})
+        res.fail(suite, "idle_mem", server.name, str(e))
         return None
     res.put(suite, "idle_mem", server.name, {
         "value": (after - base_rss) / n, "unit": "KiB", "rss_before_kib": base_rss,
         "rss_after_kib": after, "conns": n, "connect_s": ready.get("connect_s"),
     })
-    return gen
+    return gen, ready
+
+
+@dataclass(frozen=True)
+class Job:
+    """One throughput metric: a warm-up and a measured run against a server."""
+
+    metric: str
+    unit: str
+    warm: Callable[[h.Server], None]
+    run: Callable[[h.Server], tuple[float, dict[str, Any]]]
+
+
+ServerList = list[tuple[str, list[str], int]]
+Prepare = Callable[[Results, Settings, h.Server], None]
+#: the metrics each suite's prepare step measures
+PREPARED = {"tcp": ("idle_mem",), "ws": ("idle_mem", "push")}
 
 
 # ---------------------------------------------------------------- suites
 
-ServerList = list[tuple[str, list[str], int]]
-
-
 def tcp_servers() -> ServerList:
     """Name, argv and port of every TCP echo server."""
     script = str(SERVERS / "asyncio_tcp_echo.py")
-    ports = [h.free_port() for _ in range(3)]
-    out = [("mgpy", [PY, str(SERVERS / "mgpy_tcp_echo.py"), "--port", str(ports[0])], ports[0]),
-           ("asyncio", [PY, script, "--port", str(ports[1])], ports[1])]
-    if importlib.util.find_spec("uvloop") is not None:
-        out.append(("uvloop", [PY, script, "--port", str(ports[2]), "--uvloop"], ports[2]))
+    out: ServerList = []
+    for name, extra in (("mgpy", None), ("asyncio", []), ("uvloop", ["--uvloop"])):
+        port = h.free_port()
+        if extra is None:
+            out.append((name, [PY, str(SERVERS / "mgpy_tcp_echo.py"), "--port", str(port)], port))
+        elif name != "uvloop" or importlib.util.find_spec("uvloop") is not None:
+            out.append((name, [PY, script, "--port", str(port), *extra], port))
     return out
 
 
-def suite_tcp(res: Results, st: Settings, server: h.Server) -> None:
-    """Idle memory on a fresh server, then 32-byte echo round trips."""
+def tcp_prepare(res: Results, st: Settings, server: h.Server) -> None:
+    """Idle memory on the fresh server."""
     port = str(server.port)
     h.wsload(["tcp", h.HOST, port, "1", "32", "0.3"], 30)
     fds = h.open_fds(server.pid)
-    gen = idle_memory(res, "tcp", server, ["tcphold", h.HOST, port, str(st.idle_conns)],
-                      st.idle_conns)
-    if gen:
-        gen.close()
+    held = idle_memory(res, "tcp", server, ["tcphold", h.HOST, port, str(st.idle_conns)],
+                       st.idle_conns)
+    if held:
+        held[0].close()
     server.wait_fds_below(fds + 10)
 
-    def echo() -> tuple[float, dict[str, Any]]:
-        r = h.wsload(["tcp", h.HOST, port, str(ECHO_CONNS), "32", f"{st.seconds:g}"],
-                     st.seconds + 60)
-        return r["round_trips_per_s"], {}
 
-    h.wsload(["tcp", h.HOST, port, str(ECHO_CONNS), "32", f"{st.warmup:g}"], st.warmup + 60)
-    measure(res, "tcp", "echo", server, "round trips/s", echo)
+def tcp_jobs(st: Settings) -> list[Job]:
+    """32-byte echo round trips over 50 connections."""
+    def args(server: h.Server, secs: float) -> list[str]:
+        return ["tcp", h.HOST, str(server.port), str(ECHO_CONNS), "32", f"{secs:g}"]
+
+    def warm(server: h.Server) -> None:
+        h.wsload(args(server, st.warmup), st.warmup + 60)
+
+    def run(server: h.Server) -> tuple[float, dict[str, Any]]:
+        return h.wsload(args(server, st.seconds), st.seconds + 60)["round_trips_per_s"], {}
+
+    return [Job("echo", "round trips/s", warm, run)]
 
 
 def http_servers() -> ServerList:
     """Name, argv and port of every hello-world HTTP server."""
-    return [(name, [PY, str(SERVERS / f"{name}_http.py"), "--port", str(port)], port)
-            for name, port in (("mgpy", h.free_port()), ("aiohttp", h.free_port()),
-                               ("uvicorn", h.free_port()))]
+    out: ServerList = []
+    for name in ("mgpy", "aiohttp", "uvicorn"):
+        port = h.free_port()
+        out.append((name, [PY, str(SERVERS / f"{name}_http.py"), "--port", str(port)], port))
+    return out
 
 
-def suite_http(res: Results, st: Settings, server: h.Server) -> None:
+def http_jobs(st: Settings) -> list[Job]:
     """wrk -t1 -c50 against GET /."""
-    url = f"http://{h.HOST}:{server.port}/"
-    h.wrk(url, ECHO_CONNS, st.warmup)
+    def url(server: h.Server) -> str:
+        return f"http://{h.HOST}:{server.port}/"
 
-    def run() -> tuple[float, dict[str, Any]]:
-        r = h.wrk(url, ECHO_CONNS, st.seconds)
-        return r["requests_per_s"], {}
+    def warm(server: h.Server) -> None:
+        h.wrk(url(server), ECHO_CONNS, st.warmup)
 
-    measure(res, "http", "hello", server, "req/s", run)
+    def run(server: h.Server) -> tuple[float, dict[str, Any]]:
+        return h.wrk(url(server), ECHO_CONNS, st.seconds)["requests_per_s"], {}
+
+    return [Job("hello", "req/s", warm, run)]
 
 
 def static_servers(www: Path, tmp: Path) -> ServerList:
     """Name, argv and port of every static file server (renders nginx's config)."""
-    port = h.free_port()
-    prefix = tmp / f"nginx-{port}"
+    p_mgpy, p_nginx, p_aio = h.free_port(), h.free_port(), h.free_port()
+    prefix = tmp / f"nginx-{p_nginx}"
     prefix.mkdir(exist_ok=True)
     user_line = ""
     if os.geteuid() == 0:
@@ -234,17 +300,16 @@ def static_servers(www: Path, tmp: Path) -> ServerList:
         user_line = (f"user {pwd.getpwuid(os.getuid()).pw_name} "
                      f"{grp.getgrgid(os.getgid()).gr_name};")
     conf = (h.BENCH / "nginx.conf").read_text()
-    for key, val in (("USER_LINE", user_line), ("PREFIX", str(prefix)), ("PORT", str(port)),
+    for key, val in (("USER_LINE", user_line), ("PREFIX", str(prefix)), ("PORT", str(p_nginx)),
                      ("ROOT", str(www))):
         conf = conf.replace(f"@{key}@", val)
     (prefix / "nginx.conf").write_text(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    p_mgpy, p_aio = h.free_port(), h.free_port()
     return [
         ("mgpy", [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}"],
          p_mgpy),
         ("nginx", [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-                   "-e", str(prefix / "error.log")], port),
+                   "-e", str(prefix / "error.log")], p_nginx),
         ("aiohttp", [PY, str(SERVERS / "aiohttp_static.py"), "--port", str(p_aio),
                      "--root", str(www)], p_aio),
     ]
@@ -260,74 +325,96 @@ def make_files(www: Path) -> None:
             f.write(block)
 
 
-def suite_static(res: Results, st: Settings, server: h.Server) -> None:
+def static_jobs(st: Settings) -> list[Job]:
     """wrk -c50 on the 1 KiB file; wsload get with 4 connections on the 100 MiB file."""
-    port = str(server.port)
-    url = f"http://{h.HOST}:{port}/{FILE_SMALL}"
-    h.wrk(url, ECHO_CONNS, st.warmup)
+    def url(server: h.Server) -> str:
+        return f"http://{h.HOST}:{server.port}/{FILE_SMALL}"
 
-    def small() -> tuple[float, dict[str, Any]]:
-        r = h.wrk(url, ECHO_CONNS, st.seconds)
-        return r["requests_per_s"], {}
+    def warm_small(server: h.Server) -> None:
+        h.wrk(url(server), ECHO_CONNS, st.warmup)
 
-    measure(res, "static", "small", server, "req/s", small)
+    def warm_big(server: h.Server) -> None:
+        get(server, st.warmup)
 
-    def big() -> tuple[float, dict[str, Any]]:
-        r = h.wsload(["get", h.HOST, port, f"/{FILE_BIG}", str(BIG_CONNS), f"{st.seconds:g}"],
-                     st.seconds + 60)
+    def small(server: h.Server) -> tuple[float, dict[str, Any]]:
+        return h.wrk(url(server), ECHO_CONNS, st.seconds)["requests_per_s"], {}
+
+    def get(server: h.Server, secs: float) -> dict[str, Any]:
+        return h.wsload(["get", h.HOST, str(server.port), f"/{FILE_BIG}", str(BIG_CONNS),
+                         f"{secs:g}"], secs + 60)
+
+    def big(server: h.Server) -> tuple[float, dict[str, Any]]:
+        r = get(server, st.seconds)
         return r["bytes_per_s"] / 1e6, {"files_per_s": r["requests_per_s"]}
 
-    h.wsload(["get", h.HOST, port, f"/{FILE_BIG}", str(BIG_CONNS), f"{st.warmup:g}"],
-             st.warmup + 60)
-    measure(res, "static", "big", server, "MB/s", big)
+    return [Job("small", "req/s", warm_small, small), Job("big", "MB/s", warm_big, big)]
 
 
 def ws_servers() -> ServerList:
     """Name, argv and port of every WebSocket server."""
-    return [(name, [PY, str(SERVERS / f"{name}_ws.py"), "--port", str(port)], port)
-            for name, port in (("mgpy", h.free_port()), ("aiohttp", h.free_port()),
-                               ("websockets", h.free_port()))]
+    out: ServerList = []
+    for name in ("mgpy", "aiohttp", "websockets"):
+        port = h.free_port()
+        out.append((name, [PY, str(SERVERS / f"{name}_ws.py"), "--port", str(port)], port))
+    return out
 
 
-def suite_ws(res: Results, st: Settings, server: h.Server) -> None:
-    """Idle memory and push with N connections on a fresh server, then the echo runs."""
+def ws_prepare(res: Results, st: Settings, server: h.Server) -> None:
+    """Idle memory with N connections on the fresh server, then pushes over them."""
     port = str(server.port)
     h.wsload(["echo", h.HOST, port, "/", "2", "32", "0.3"], 30)
     fds = h.open_fds(server.pid)
     n = st.idle_conns
-    gen = idle_memory(res, "ws", server, ["push", h.HOST, port, "/", str(n), str(st.pushes),
-                                          "--wait"], n)
-    if gen:
-        try:
+    held = idle_memory(res, "ws", server,
+                       ["push", h.HOST, port, "/", str(n), str(st.pushes), "--wait"], n)
+    if held is None:
+        res.fail("ws", "push", server.name, "the connections for the push could not be opened")
+        server.wait_fds_below(fds + 10)
+        return
+    gen, ready = held
+    gen_cpu = float(ready.get("cpu_s", 0.0))
+    try:
+        for _ in range(st.rounds):  # more batches only while every batch so far was noisy
+            meter = h.CpuMeter(server.pid)
+            meter.start()
             gen.say("go")
             r = gen.read_json(60 + 35 * st.pushes)
-            gen.finish()
+            load = meter.stop(gen_cpu_override=float(r["cpu_s"]) - gen_cpu)
+            gen_cpu = float(r["cpu_s"])
             if r.get("errors") or r.get("missing") or r.get("bad"):
                 raise h.BenchError(f"push: {r.get('missing')} messages missing, "
                                    f"{r.get('bad')} wrong, {r.get('errors')} connection errors")
             res.put("ws", "push", server.name, {
                 "value": r["push_ms_median"], "unit": "ms", "runs_ms": r["push_ms"],
                 "from_send_ms": r["push_ms_from_send"], "conns": r["conns"],
+                "load": load.as_dict(),
             })
-        except h.BenchError as e:
-            res.put("ws", "push", server.name, {"error": str(e)})
-        finally:
-            gen.close()
+            if not res.needs_sample("ws", "push", server.name):
+                break
+    except h.BenchError as e:
+        res.fail("ws", "push", server.name, str(e))
+    finally:
+        gen.close()
     server.wait_fds_below(fds + 10)
 
-    for metric, size, kind in (("echo_small", 32, "text"), ("echo_64k", 65536, "binary")):
-        base = ["echo", h.HOST, port, "/", str(ECHO_CONNS), str(size)]
-        try:
-            h.wsload([*base, f"{st.warmup:g}", kind], st.warmup + 60)
-        except h.BenchError as e:
-            res.put("ws", metric, server.name, {"error": f"warm-up: {e}"})
-            continue
 
-        def echo(base: list[str] = base, kind: str = kind) -> tuple[float, dict[str, Any]]:
-            r = h.wsload([*base, f"{st.seconds:g}", kind], st.seconds + 60)
+def ws_jobs(st: Settings) -> list[Job]:
+    """Echo round trips over 50 WebSockets: 32-byte text and 64 KiB binary messages."""
+    jobs = []
+    for metric, size, kind in (("echo_small", 32, "text"), ("echo_64k", 65536, "binary")):
+        def args(server: h.Server, secs: float, size: int = size, kind: str = kind) -> list[str]:
+            return ["echo", h.HOST, str(server.port), "/", str(ECHO_CONNS), str(size),
+                    f"{secs:g}", kind]
+
+        def run(server: h.Server, args: Any = args) -> tuple[float, dict[str, Any]]:
+            r = h.wsload(args(server, st.seconds), st.seconds + 60)
             return r["round_trips_per_s"], {}
 
-        measure(res, "ws", metric, server, "round trips/s", echo)
+        def warm(server: h.Server, args: Any = args) -> None:
+            h.wsload(args(server, st.warmup), st.warmup + 60)
+
+        jobs.append(Job(metric, "round trips/s", warm, run))
+    return jobs
 
 
 # ---------------------------------------------------------------- driver
@@ -348,30 +435,70 @@ def run_suite(
     st: Settings,
     suite: str,
     servers: ServerList,
-    body: Callable[[Results, Settings, h.Server], None],
+    prepare: Prepare | None,
+    jobs: list[Job],
     tmp: Path,
 ) -> None:
-    """Start each server in turn, run the suite body against it, stop it."""
+    """Start the suite's servers, run prepare on each, then the throughput rounds."""
     metrics = [r.metric for r in ROWS if r.suite == suite]
     missing = mgpy_missing()
-    for name, argv, port in servers:
-        if st.servers is not None and name not in st.servers:
-            continue
-        print(f"  [{suite}] {name}", flush=True)
-        if name == "mgpy" and missing:
-            for m in metrics:
-                res.put(suite, m, name, {"error": missing})
-            continue
-        server = h.Server(name, argv, port, tmp)
-        try:
-            server.start()
-            body(res, st, server)
-        except h.BenchError as e:
-            for m in metrics:
-                if res.get(suite, m, name) is None:
-                    res.put(suite, m, name, {"error": str(e)})
-        finally:
+    started: list[h.Server] = []
+    try:
+        for name, argv, port in servers:
+            if st.servers is not None and name not in st.servers:
+                continue
+            if name == "mgpy" and missing:
+                for m in metrics:
+                    res.fail(suite, m, name, missing)
+                continue
+            server = h.Server(name, argv, port, tmp)
+            try:
+                server.start()
+            except h.BenchError as e:
+                for m in metrics:
+                    res.fail(suite, m, name, str(e))
+                continue
+            started.append(server)
+        if prepare is not None:
+            for server in started:
+                print(f"  [{suite}] {server.name}: memory" + (" and push" if suite == "ws" else ""),
+                      flush=True)
+                try:
+                    prepare(res, st, server)
+                except h.BenchError as e:
+                    for m in PREPARED.get(suite, ()):
+                        if res.best(suite, m, server.name) is None:
+                            res.fail(suite, m, server.name, str(e))
+        run_rounds(res, st, suite, started, jobs)
+    finally:
+        for server in started:
             server.stop()
+
+
+def run_rounds(
+    res: Results, st: Settings, suite: str, servers: list[h.Server], jobs: list[Job]
+) -> None:
+    """Measure every (server, job) in interleaved rounds until each has a quiet sample."""
+    warmed: set[tuple[str, str]] = set()
+    for rnd in range(st.rounds):
+        todo = [(s, j) for s in servers for j in jobs if res.needs_sample(suite, j.metric, s.name)]
+        if not todo:
+            return
+        print(f"  [{suite}] round {rnd + 1}" + (" (repeating noisy cells)" if rnd else ""),
+              flush=True)
+        for server, job in todo:
+            if not server.alive():
+                res.fail(suite, job.metric, server.name, f"server died: {server.tail()}")
+                continue
+            key = (server.name, job.metric)
+            if key not in warmed:
+                try:
+                    job.warm(server)
+                except h.BenchError as e:
+                    res.fail(suite, job.metric, server.name, f"warm-up: {e}")
+                    continue
+                warmed.add(key)
+            measure(res, suite, job.metric, server, job.unit, functools.partial(job.run, server))
 
 
 @dataclass
@@ -383,16 +510,18 @@ class Line:
     target: str
     status: str
     errors: list[str]
+    noisy: list[str]
 
 
 def judge(res: Results, row: Row) -> Line:
     """Compute the values, mgpy/peer ratios, target and PASS/MISS/ERROR for one row."""
     errors: list[str] = []
+    noisy: list[str] = []
     values: list[str] = []
     ratios: list[str] = []
-    cells = {}
+    cells: dict[str, float] = {}
     for name in ("mgpy", *row.peers):
-        rec = res.get(row.suite, row.metric, name)
+        rec = res.best(row.suite, row.metric, name)
         if rec is None:
             continue
         if "error" in rec:
@@ -400,7 +529,10 @@ def judge(res: Results, row: Row) -> Line:
             errors.append(f"{row.label} / {name}: {rec['error']}")
             continue
         cells[name] = float(rec["value"])
-        values.append(f"{name} {fmt(rec['value'], row.unit)}")
+        mark = "*" if is_noisy(rec) else ""
+        if mark:
+            noisy.append(f"{row.label} / {name}")
+        values.append(f"{name} {fmt(rec['value'], row.unit)}{mark}")
     mine = cells.get("mgpy")
     for peer in row.peers:
         if mine is not None and cells.get(peer):
@@ -408,6 +540,7 @@ def judge(res: Results, row: Row) -> Line:
     target, status = "-", "-"
     if row.target is not None:
         op = ">=" if row.higher_is_better else "<="
+        got: float | None
         if row.target_peer is None:
             target = f"{op} {row.target:g} {row.unit}"
             got = mine
@@ -421,13 +554,14 @@ def judge(res: Results, row: Row) -> Line:
             status = "PASS"
         else:
             status = "MISS"
-    return Line(" · ".join(values), ", ".join(ratios) or "-", target, status, errors)
+    return Line(" · ".join(values), ", ".join(ratios) or "-", target, status, errors, noisy)
 
 
 def report(res: Results, st: Settings, meta: dict[str, Any], started: float) -> None:
     """Print the table and write latest.json / latest.md."""
     rows_out: list[dict[str, Any]] = []
     notes: list[str] = []
+    noisy: list[str] = []
     lines = ["| Benchmark | Unit | Results | mgpy ratio | Target | Result |",
              "|---|---|---|---|---|---|"]
     for row in ROWS:
@@ -435,6 +569,7 @@ def report(res: Results, st: Settings, meta: dict[str, Any], started: float) -> 
             continue
         ln = judge(res, row)
         notes.extend(ln.errors)
+        noisy.extend(ln.noisy)
         status = f"**{ln.status}**" if ln.status in ("MISS", "ERROR") else ln.status
         lines.append(f"| {row.label} | {row.unit} | {ln.values} | {ln.ratios} | {ln.target} | "
                      f"{status} |")
@@ -443,27 +578,28 @@ def report(res: Results, st: Settings, meta: dict[str, Any], started: float) -> 
                          "target": ln.target, "status": ln.status})
     load_lines = ["| Run | Server CPU | Generator CPU | Other CPU | Verdict |",
                   "|---|---|---|---|---|"]
-    for suite, metrics in res.data.items():
-        for metric, cells in metrics.items():
-            for name, rec in cells.items():
-                load = rec.get("load")
-                if not load:
-                    continue
-                load_lines.append(
-                    f"| {suite} {metric} / {name} | {load['server_cpu_pct']:.0f}% | "
-                    f"{load['gen_cpu_pct']:.0f}% | {load['other_cpu_pct']:.0f}% | "
-                    f"{load['verdict']} |")
-                if load["other_cpu_pct"] > 15:
-                    notes.append(f"{suite} {metric} / {name}: other processes used "
-                                 f"{load['other_cpu_pct']:.0f}% of a CPU; numbers are noisy")
-                if load["verdict"].startswith("generator"):
-                    notes.append(f"{suite} {metric} / {name}: the generator saturated its CPU; "
-                                 "the number is a lower bound")
+    for row in ROWS:
+        for name in res.data.get(row.suite, {}).get(row.metric, {}):
+            rec = res.best(row.suite, row.metric, name)
+            load = rec.get("load") if rec else None
+            if not load or row.metric == "push":
+                continue
+            load_lines.append(
+                f"| {row.label} / {name} | {load['server_cpu_pct']:.0f}% | "
+                f"{load['gen_cpu_pct']:.0f}% | {load['other_cpu_pct']:.0f}% | "
+                f"{load['verdict']} |")
+            if load["verdict"].startswith("generator"):
+                notes.append(f"{row.label} / {name}: the generator saturated its CPU; the "
+                             "number is a lower bound for the server")
+    if noisy:
+        notes.append("* measured while other processes used more than "
+                     f"{NOISY_PCT:.0f}% of a CPU in every round (noisy): " + "; ".join(noisy))
     elapsed = time.monotonic() - started
     head = (f"mgpy benchmarks, {meta['date']}, {meta['machine']}; servers pinned to CPU "
             f"{meta['server_cpu']}, generators to CPU {meta['gen_cpu']}; "
-            f"{st.seconds:g} s per throughput run; total {elapsed:.0f} s.")
-    md = [head, "", *lines, "", "Load check (percent of one CPU during each run):", "",
+            f"{st.seconds:g} s per throughput run, best quiet run of up to {st.rounds}; "
+            f"total {elapsed:.0f} s.")
+    md = [head, "", *lines, "", "Load check for the runs shown (percent of one CPU):", "",
           *load_lines]
     if notes:
         md += ["", "Notes:", "", *[f"- {n}" for n in notes]]
@@ -482,10 +618,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="mgpy benchmarks (see bench/README.md)")
     ap.add_argument("--only", default=",".join(SUITES),
                     help="comma-separated suites to run: tcp,http,static,ws")
-    ap.add_argument("--quick", action="store_true", help="3 s runs, 3 pushes (smoke test)")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 s runs, one round, 3 pushes (a smoke test)")
     ap.add_argument("--servers", default=None,
                     help="comma-separated server names to run (default: all)")
     ap.add_argument("--seconds", type=float, default=None, help="seconds per throughput run")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="at most this many rounds while runs are noisy (default 3)")
     args = ap.parse_args()
     only = [s for s in args.only.split(",") if s]
     bad = [s for s in only if s not in SUITES]
@@ -495,9 +634,10 @@ def main() -> int:
         ap.error(f"{h.WSLOAD} is missing; run bash bench/setup.sh first")
     st = Settings(
         seconds=args.seconds or (3.0 if args.quick else 10.0),
-        warmup=0.5 if args.quick else 1.0,
+        warmup=1.0,
         idle_conns=IDLE_CONNS,
         pushes=3 if args.quick else 5,
+        rounds=max(1, args.rounds or (1 if args.quick else 3)),
         servers=frozenset(args.servers.split(",")) if args.servers else None,
     )
     nofile = h.raise_nofile()
@@ -511,7 +651,7 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
                    f"{platform.python_version()}",
         "server_cpu": h.SERVER_CPU, "gen_cpu": h.GEN_CPU, "seconds": st.seconds,
-        "quick": args.quick, "suites": only,
+        "rounds": st.rounds, "quick": args.quick, "suites": only,
     }
     started = time.monotonic()
     res = Results()
@@ -520,15 +660,15 @@ def main() -> int:
         for suite in only:
             print(f"[{suite}]", flush=True)
             if suite == "tcp":
-                run_suite(res, st, suite, tcp_servers(), suite_tcp, tmp)
+                run_suite(res, st, suite, tcp_servers(), tcp_prepare, tcp_jobs(st), tmp)
             elif suite == "http":
-                run_suite(res, st, suite, http_servers(), suite_http, tmp)
+                run_suite(res, st, suite, http_servers(), None, http_jobs(st), tmp)
             elif suite == "static":
                 www = tmp / "www"
                 make_files(www)
-                run_suite(res, st, suite, static_servers(www, tmp), suite_static, tmp)
+                run_suite(res, st, suite, static_servers(www, tmp), None, static_jobs(st), tmp)
             else:
-                run_suite(res, st, suite, ws_servers(), suite_ws, tmp)
+                run_suite(res, st, suite, ws_servers(), ws_prepare, ws_jobs(st), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report(res, st, meta, started)

@@ -19,8 +19,8 @@
  *   wsload tcphold HOST PORT CONNS             (raw TCP connections, held until stdin says quit)
  *   wsload get HOST PORT PATH CONNS SECONDS    (HTTP/1.1 keep-alive GET, body bytes per second)
  * `push --wait`, `hold` and `tcphold` print {"event":"ready",...} once every connection is
- * open (and, for tcphold, has echoed one byte), then wait for a line on stdin: "go" starts the
- * pushes, "quit" or EOF exits.  Every result carries cpu_s and wall_s so the caller can check
+ * open (and, for tcphold, has echoed one byte), then wait for a line on stdin: "quit" or EOF
+ * exits; for push, each "go" runs one batch of PUSHES pushes and prints its result.  Every result carries cpu_s and wall_s so the caller can check
  * that the generator was not the bottleneck.
  */
 #define _GNU_SOURCE
@@ -566,7 +566,7 @@ static void on_writable(conn_t *c) {
 /* One epoll_wait round; returns 1 if stdin became readable. */
 static int loop_once(int timeout_ms) {
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(g_epfd, evs, MAX_EVENTS, getenv("SPIN") ? 0 : timeout_ms);
+    int n = epoll_wait(g_epfd, evs, MAX_EVENTS, timeout_ms);
     int stdin_ready = 0;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u32 == UINT32_MAX) { stdin_ready = 1; continue; }
@@ -615,8 +615,9 @@ static int wait_stdin(void) {
 }
 
 static void print_ready(double connect_s) {
-    printf("{\"event\":\"ready\",\"conns\":%d,\"errors\":%lld,\"connect_s\":%.3f}\n", g_open,
-           g_errors, connect_s);
+    printf("{\"event\":\"ready\",\"conns\":%d,\"errors\":%lld,\"connect_s\":%.3f,"
+           "\"cpu_s\":%.3f}\n",
+           g_open, g_errors, connect_s, cpu_seconds());
     fflush(stdout);
 }
 
@@ -793,17 +794,20 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (g_mode == M_PUSH) {
-        if (wait) {
-            print_ready(connect_s);
-            if (!wait_stdin()) {
-                printf("{\"event\":\"done\",");
-                print_tail(now());
-                return 0;
-            }
+        if (!wait) {
+            double t_start = now();
+            run_push(pushes);
+            print_tail(t_start);
+            return 0;
         }
-        double t_start = now();
-        run_push(pushes);
-        print_tail(t_start);
+        print_ready(connect_s);
+        while (wait_stdin()) { /* each "go" runs one batch of pushes */
+            double t_start = now();
+            run_push(pushes);
+            print_tail(t_start);
+        }
+        printf("{\"event\":\"done\",");
+        print_tail(now());
         return 0;
     }
     /* echo, tcp, get: every connection starts its loop at the same moment */
