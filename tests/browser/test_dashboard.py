@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import ConsoleLog, MgpyProcess, screenshot
 
@@ -314,7 +315,11 @@ def test_upload_through_the_form_arrives_on_disk_intact(
     page.set_input_files("#upload-file", [str(src / n) for n in originals])
     assert text(page, "#upload-chosen") == "2 files · 3.00 MiB"
     page.click("#upload-button")
-    page.wait_for_selector("#upload-result[data-state]", state="attached", timeout=30_000)
+    try:
+        page.wait_for_selector("#upload-result[data-state]", state="attached", timeout=30_000)
+    except PlaywrightTimeoutError:
+        shown = text(page, "#upload-result")
+        pytest.fail(f"no answer to the upload within 30 s; the page shows {shown!r}")
     result = text(page, "#upload-result")
     assert page.get_attribute("#upload-result", "data-state") == "ok", result
     txt = len(originals["notes.txt"])
