@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    # Ctrl-C must stop the server even when started in the background (SIGINT ignored at start)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         # Printed inside the try: a Ctrl-C that lands while the banner is written stops cleanly.
         print(

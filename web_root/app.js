@@ -274,6 +274,7 @@
   const statEls = {
     connections: $("stat-connections"),
     wsClients: $("stat-ws-clients"),
+    wsClientsLabel: $("stat-ws-clients-label"),
     rps: $("stat-rps"),
     requests: $("stat-requests"),
     bytesIn: $("stat-bytes-in"),
@@ -291,6 +292,7 @@
   function renderStats(s) {
     setText(statEls.connections, formatCount(s.connections));
     setText(statEls.wsClients, formatCount(s.ws_clients));
+    setText(statEls.wsClientsLabel, s.ws_clients === 1 ? "live dashboard" : "live dashboards");
     setText(statEls.rps, formatRate(s.rps));
     setText(statEls.requests, formatCount(s.requests));
     setText(statEls.bytesIn, formatBytes(s.bytes_in));

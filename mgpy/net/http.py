@@ -248,6 +248,8 @@ def http_handler(c: Connection, ev: Any, ev_data: Any) -> None:
             _formdata.mp_abort(c, st)
         if st.client:
             _client.client_close(c, st)
+        elif st.ws is not None and c.mgr._stopping:
+            _ws.ws_goodbye(c, st)
         st.h(c, ev, ev_data)
         return
     if ev == 2:  # CONNECT

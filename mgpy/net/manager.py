@@ -115,6 +115,7 @@ class Manager:
         self._wsock.setblocking(False)
         self._sel.register(self._rsock, _R, None)
         self._closed = False
+        self._stopping = False
         self._mono = time.monotonic()
         #: traffic counters (bytes read from / written to sockets) for dashboards
         self.bytes_in = 0
@@ -145,6 +146,7 @@ class Manager:
         """Close every connection (each gets CLOSE) and release the manager's resources."""
         if self._closed:
             return
+        self._stopping = True  # e.g. open WebSockets get a 1001 close frame
         for c in list(self._conns):
             self._close(c)
         self._closed = True

@@ -310,3 +310,14 @@ def ws_close(c: Connection, code: int = 1000, reason: str = "") -> None:
     if ws.state == _CLOSED:
         c._flags |= _SEND_AND_CLOSE
     _arm_close_timeout(c)
+
+
+def ws_goodbye(c: Connection, st: _http.HttpState) -> None:
+    """The manager is shutting down: tell an open WebSocket peer 1001 "going away" (best effort)."""
+    ws = st.ws
+    if ws is None or ws.state != _OPEN or c.sock is None or c._tls is not None:
+        return
+    try:
+        c.sock.send(bytes(c.send_mbuf.view()) + ws.close(1001, "server shutting down"))
+    except OSError:
+        pass
