@@ -105,6 +105,17 @@ class TestOnTheFlyBrotli:
         assert brotli.decompress(again.body) == big
         assert again.h("ETag") == r.h("ETag")
 
+    def test_head_before_the_streamed_brotli_is_cached(self, srv: StaticServer) -> None:
+        data = srv.raw(
+            b"HEAD /big.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br\r\n\r\n"
+            b"GET /tiny.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            until_close=False,
+        )
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert b"Content-Encoding: br" in head and b"Transfer-Encoding: chunked" in head
+        assert rest.startswith(b"HTTP/1.1 200")  # no body (not even a last chunk) after HEAD
+        assert rest.endswith(TINY)
+
     def test_streamed_brotli_to_an_http10_client_is_close_delimited(
         self, srv: StaticServer
     ) -> None:
