@@ -67,6 +67,7 @@ class Connection:
         "_x",
         "_nq",
         "_pump",
+        "_high",
         "__weakref__",
     )
 
@@ -97,6 +98,7 @@ class Connection:
         self._nq = 0  # bytes ever queued with send(): protocol layers track responses with it
         #: a body producer (e.g. sendfile), see Manager._run_pump
         self._pump: Callable[[Connection, int], int] | None = None
+        self._high = limits.send_high_water
 
     # -- handlers and flags -------------------------------------------------------
     @property
@@ -162,21 +164,27 @@ class Connection:
         """
         if self._closed:
             return 0
-        if isinstance(data, str):
-            data = data.encode()
+        if data.__class__ is str:
+            data = data.encode()  # type: ignore[union-attr]
         if self._flags & _UDP:
-            return self.mgr._udp_send(self, data)
+            return self.mgr._udp_send(self, data)  # type: ignore[arg-type]
         mb = self.send_mbuf
-        if not mb.append(data):
-            if not data:
+        buf = mb._buf
+        n = len(data)
+        if len(buf) + n <= mb._size:  # fits the capacity: Mbuf.append inlined
+            try:
+                buf += data  # type: ignore[operator]
+            except BufferError:
+                mb.append(data)  # type: ignore[arg-type]
+        elif not mb.append(data):  # type: ignore[arg-type]
+            if not n:
                 return 0
             self._error = "send queue limit exceeded (Limits.max_send_buffer)"
             self._flags |= _CLOSE_IMMEDIATELY
             log.warning("%r: %s", self, self._error)
             return 0
-        n = len(data)
         self._nq += n
-        if len(mb._buf) > self.limits.send_high_water:
+        if len(mb._buf) > self._high:
             self._above_high = True
         self.mgr._dirty.append(self)
         return n

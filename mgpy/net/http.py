@@ -275,26 +275,55 @@ def _server_recv(c: Connection, st: HttpState) -> None:
         while (mb._buf or reader.in_body) and st.phase <= _BODY and not c._flags & _CLOSING:
             if st.mp is not None and st.mp.pending:
                 break  # the handler has not consumed the last part data: stay paused
-            if not st.hdr_armed and st.phase == _IDLE:
-                _arm_header(c, st)
             try:
                 ev, n = reader.next_event(mb._buf)
             except ProtocolError as e:
                 _protocol_error(c, st, e)
                 return
             if n:
-                mb.remove(n)
+                buf = mb._buf
+                if n == len(buf):
+                    try:
+                        buf.clear()
+                    except BufferError:
+                        mb.remove(n)
+                else:
+                    mb.remove(n)
             if ev is NEED_DATA:
                 break
             cls = ev.__class__
             if cls is HttpMessage:
-                _on_head(c, st, ev)  # type: ignore[arg-type]
+                if reader.in_body or ev.upgrade or st.endpoints:  # type: ignore[attr-defined]
+                    _on_head(c, st, ev)  # type: ignore[arg-type]
+                    continue
+                # the hot path: a request without a body, no routing: _on_head and
+                # _dispatch_request inlined
+                c.mgr.requests += 1
+                st.hdr_armed = False
+                st.method = ev.method  # type: ignore[attr-defined]
+                st.keep_alive = ev.keep_alive  # type: ignore[attr-defined]
+                st.http10 = ev.proto == "HTTP/1.0"  # type: ignore[attr-defined]
+                h = st.h = c._handler
+                st.phase = _WAIT
+                st.resp_end = -1
+                st.resp_started = st.resp_chunked = st.resp_close = st.resp_nobody = False
+                st.nq0 = c._nq
+                c._expire_at = 0.0
+                try:
+                    h(c, EV_HTTP_REQUEST, ev)
+                except Exception:
+                    _app_error(c, st, "HTTP_REQUEST")
+                    return
+                if st.phase == _WAIT:
+                    check_done(c, st)
             elif cls is bytes:
                 _on_body(c, st, ev)  # type: ignore[arg-type]
             elif ev is END:
                 _on_end(c, st)
         if st.phase == _BODY and not c._flags & _CLOSING:
             _body_progress(c, st)
+        elif st.phase == _IDLE and mb._buf and not st.hdr_armed:
+            _arm_header(c, st)  # part of a head is here: it must complete in header_timeout
     finally:
         st.in_recv = False
 
@@ -470,7 +499,17 @@ def response_done(c: Connection) -> None:
     st.phase = _IDLE
     st.resp_started = False
     st.hdr_armed = False
-    _arm_idle(c, st)
+    t = c.limits.keepalive_timeout
+    if t:  # inline _arm_idle: extending an armed deadline is one assignment
+        mgr = c.mgr
+        when = mgr._mono + t
+        c._on_expire = _expired
+        if c._expire_q and c._expire_q <= when:
+            c._expire_at = when
+        else:
+            mgr._set_expire(c, when)
+    else:
+        c._expire_at = 0.0
     if c.recv_mbuf._buf and not st.in_recv:
         c.mgr._soon.append((_resume, (c,)))
 

@@ -534,7 +534,9 @@ class Manager:
                     c._h(c, EV_POLL, now)
                 except Exception:
                     self._handler_raised(c, EV_POLL)
-                after(c)
+                # only connections with something to do: queued data, a close, a pump, paused reading
+                if c.send_mbuf._buf or c._flags & _CLOSING or c._pump is not None or not c._mask & _R:
+                    after(c)
         if dirty:
             self._flush_dirty()
         return len(ready)
@@ -551,7 +553,8 @@ class Manager:
             batch = dirty[:]
             dirty.clear()
             for c in batch:
-                after(c)
+                if c.send_mbuf._buf or c._flags & _CLOSING or c._pump is not None:
+                    after(c)
 
     def _drain_wakeup(self) -> None:
         try:
@@ -629,7 +632,12 @@ class Manager:
             return
         n = len(data)
         self.bytes_in += n
-        mb.append(data)
+        try:
+            buf += data  # fits: we asked for at most the room left
+            if len(buf) > mb._size:
+                mb._grow_for(len(buf))
+        except BufferError:  # a memoryview of recv_mbuf is alive: move the data
+            mb.append(data)
         try:
             c._h(c, EV_RECV, n)
         except Exception:
@@ -744,8 +752,15 @@ class Manager:
             return
         if n:
             self.bytes_out += n
-            c.send_mbuf.remove(n)
-            buf = c.send_mbuf._buf
+            if n == len(buf):
+                try:
+                    buf.clear()
+                except BufferError:
+                    c.send_mbuf.remove(n)
+                    buf = c.send_mbuf._buf
+            else:
+                c.send_mbuf.remove(n)
+                buf = c.send_mbuf._buf
             try:
                 c._h(c, EV_SEND, n)
             except Exception:

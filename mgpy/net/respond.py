@@ -16,12 +16,14 @@ import email.utils
 import html
 import re
 import time
+from time import time as _time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError
 from ..events import F, Headers
 from ..proto.http1 import encode_chunk, reason_phrase
 from . import http as _http
+from .http import _WAIT, HttpState as _HttpState
 
 if TYPE_CHECKING:
     from .conn import Connection
@@ -80,10 +82,32 @@ def normalize_headers(headers: Headers) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in headers]
 
 
+#: rendered application headers, keyed by their (name, value) pairs: a handler that
+#: answers with the same headers every time pays for validation once
+_uh_cache: dict[Any, tuple[str, bool]] = {}
+_UH_CACHE_MAX = 512
+
+
 def _user_headers(headers: Headers) -> tuple[str, bool]:
     """Validate and render the application's headers; return (text, asked_to_close)."""
     if not headers:
         return "", False
+    try:
+        key: Any = tuple(headers.items()) if headers.__class__ is dict else tuple(headers)  # type: ignore[union-attr]
+        hit = _uh_cache.get(key)
+    except TypeError:  # unhashable values: render every time
+        key = hit = None
+    if hit is not None:
+        return hit
+    r = _render_headers(headers)
+    if key is not None:
+        if len(_uh_cache) >= _UH_CACHE_MAX:
+            _uh_cache.clear()
+        _uh_cache[key] = r
+    return r
+
+
+def _render_headers(headers: Headers) -> tuple[str, bool]:
     out = []
     close = False
     items = headers.items() if isinstance(headers, dict) else headers
@@ -116,12 +140,40 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
 
         mgpy.http_reply(c, 200, '{"ok": true}', headers={"Content-Type": "application/json"})
     """
-    if isinstance(body, str):
-        body = body.encode()
+    if body.__class__ is str:
+        body = body.encode()  # type: ignore[union-attr]
     st = c.proto_data
+    if not headers:
+        extra, close = "", False
+    else:
+        try:  # _user_headers' cache inlined
+            hit = _uh_cache.get(tuple(headers.items()) if headers.__class__ is dict else tuple(headers))  # type: ignore[union-attr]
+        except TypeError:
+            hit = None
+        extra, close = hit if hit is not None else _user_headers(headers)
+    if (
+        st.__class__ is _HttpState
+        and st.phase == _WAIT
+        and st.keep_alive
+        and not close
+        and not st.resp_close
+        and not st.http10
+        and 200 <= code
+        and code != 204
+        and code != 304
+        and st.method != "HEAD"
+    ):
+        # the common case: a keep-alive HTTP/1.1 answer with a body
+        s_ = _status_cache.get(code) or _status(code, None)
+        date = _date_cache[1] if int(_time()) == _date_cache[0] else http_date()
+        head = f"{s_}Date: {date}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+        c.send(head.encode("latin-1") + body)  # type: ignore[operator]
+        st.resp_started = True
+        st.resp_end = c._nq
+        _http.response_done(c)
+        return
     if st.__class__ is not _http.HttpState:
         st = None
-    extra, close = _user_headers(headers)
     no_body = code < 200 or code == 204 or code == 304
     if no_body:
         length = ""

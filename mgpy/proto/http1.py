@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import HttpMessage
@@ -146,6 +146,15 @@ _DEAD = 9
 
 _new_message = HttpMessage.__new__
 
+#: Request heads seen recently, per set of limits: head bytes -> the parse result.
+#: Clients that poll the same URL (dashboards, devices, health checks) or re-fetch an
+#: asset send byte-identical heads; the bytes were validated once, so the same bytes
+#: under the same limits give the same result.  Bounded: small heads only, and the
+#: table is emptied when full.  Each request still gets its own HttpMessage and list.
+_HEAD_MEMOS: dict[tuple[int, ...], dict[bytes, tuple[Any, ...]]] = {}
+_MEMO_HEADS = 256
+_MEMO_HEAD_MAX = 1024
+
 
 def _incomplete() -> RemoteProtocolError:
     return RemoteProtocolError("incomplete message: connection closed mid-message", 400)
@@ -190,6 +199,7 @@ class HttpReader:
         "_partial",
         "_remaining",
         "_skip",
+        "_memo",
         "_small_head",
         "_state",
         "in_body",
@@ -206,6 +216,14 @@ class HttpReader:
         self._max_chunk_line = limits.max_chunk_line
         # a head no larger than this needs no per-line length check
         self._small_head = min(limits.max_header_line, limits.max_headers_size)
+        # request heads already validated under these very limits (see _HEAD_MEMO)
+        key = (
+            limits.max_request_line,
+            limits.max_header_line,
+            limits.max_headers_size,
+            limits.max_header_count,
+        )
+        self._memo = None if side == "client" else _HEAD_MEMOS.setdefault(key, {})
         self._state = _HEAD
         #: True between a head and its END
         self.in_body = False
@@ -273,6 +291,11 @@ class HttpReader:
                 return self._head_incomplete(buf, base, eof)
             hend = end + 4
             raw = bytes(buf[base:hend])
+            memo = self._memo
+            if memo is not None and not base:
+                hit = memo.get(raw)
+                if hit is not None:
+                    return self._from_memo(raw, hit), hend
             rl = raw.find(b"\r\n")
             if not rl:
                 self._skip_empty_lines(buf, base)
@@ -465,6 +488,41 @@ class HttpReader:
             self.in_body = True
         if self._skip:
             self._skip = self._empty_lines = 0
+        elif len(raw) <= _MEMO_HEAD_MAX and self._memo is not None:
+            memo = self._memo
+            if len(memo) >= _MEMO_HEADS:
+                memo.clear()
+            memo[raw] = (method, path, query, hm.proto, tuple(headers), keep_alive, clen, chunked, upgrade, expect)
+        return hm
+
+    def _from_memo(self, raw: bytes, hit: tuple[Any, ...]) -> HttpMessage:
+        """Rebuild a request from a head validated before (same bytes, same limits)."""
+        method, path, query, proto, headers, keep_alive, clen, chunked, upgrade, expect = hit
+        hm = _new_message(HttpMessage)
+        hm.method = method
+        hm.uri = path
+        hm.query_string = query
+        hm.proto = proto
+        hm.headers = list(headers)
+        hm.body = b""
+        hm.resp_code = 0
+        hm.resp_status_msg = ""
+        hm.head = raw
+        hm.keep_alive = keep_alive
+        hm.content_length = clen
+        hm.chunked = chunked
+        hm.upgrade = upgrade
+        hm.expect_continue = expect
+        if chunked:
+            self._state = _CHUNK_SIZE
+            self.in_body = True
+        elif clen:
+            self._state = _BODY_CL
+            self._remaining = clen
+            self.in_body = True
+        if self._partial:
+            self._partial = False
+            self._hfind = self._hscan = self._lstart = self._nlines = 0
         return hm
 
     def _response(self, raw: bytes, rl: int, nl: int) -> HttpMessage | None:
