@@ -217,21 +217,15 @@ class Connection:
     # -- HTTP / WebSocket helpers (implemented in mgpy.net.http) -----------------
     def set_protocol_http_websocket(self) -> None:
         """Speak HTTP/1.1 + WebSocket on this connection (or on every accepted one)."""
-        from .http import set_protocol_http_websocket
-
-        set_protocol_http_websocket(self)
+        _net_http.set_protocol_http_websocket(self)
 
     def send_head(self, code: int, length: int = -1, headers: Headers = None) -> None:
         """Send a response head; ``length`` -1 means chunked (HTTP/1.1) or close-delimited."""
-        from .http import send_head
-
-        send_head(self, code, length, headers)
+        _net_respond.send_head(self, code, length, headers)
 
     def send_http_chunk(self, data: Data) -> None:
         """Send one chunk of a chunked response; an empty chunk ends the response."""
-        from .http import send_http_chunk
-
-        send_http_chunk(self, data)
+        _net_respond.send_http_chunk(self, data)
 
     def printf_http_chunk(self, fmt: str, *args: Any) -> None:
         """Send ``fmt % args`` as one chunk of a chunked response."""
@@ -239,9 +233,7 @@ class Connection:
 
     def send_websocket_frame(self, op: int, data: Data = b"") -> None:
         """Send a WebSocket frame; OR ``WS_DONT_FIN`` into ``op`` for a non-final fragment."""
-        from .http import send_websocket_frame
-
-        send_websocket_frame(self, op, data)
+        _net_ws.send_websocket_frame(self, op, data)
 
     def printf_websocket_frame(self, op: int, fmt: str, *args: Any) -> None:
         """Send ``fmt % args`` as a WebSocket frame."""
@@ -249,10 +241,14 @@ class Connection:
 
     def ws_close(self, code: int = 1000, reason: str = "") -> None:
         """Start the WebSocket close handshake; the TCP connection closes after the reply."""
-        from .http import ws_close
-
-        ws_close(self, code, reason)
+        _net_ws.ws_close(self, code, reason)
 
     def __repr__(self) -> str:
         kind = "listener" if self._flags & F.LISTENING else "conn"
         return f"<Connection {kind} peer={self.peer!r}{' closed' if self._closed else ''}>"
+
+
+# bound once, at the end: these modules use Connection (no import-time cycle)
+from . import http as _net_http  # noqa: E402
+from . import respond as _net_respond  # noqa: E402
+from . import ws as _net_ws  # noqa: E402

@@ -625,7 +625,10 @@ class Manager:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
-            self._fail(c, f"recv: {e.strerror or e}")
+            if e.errno == errno.ECONNRESET and c._flags & _SEND_AND_CLOSE and not c.send_mbuf._buf:
+                c._flags |= _CLOSE_IMMEDIATELY  # we were closing anyway: not worth an ERROR
+            else:
+                self._fail(c, f"recv: {e.strerror or e}")
             return
         if not data:
             self._on_eof(c)
