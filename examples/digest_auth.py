@@ -51,7 +51,7 @@ def serve(args: argparse.Namespace) -> None:
     def public(c: mgpy.Connection, ev: int, ev_data: Any) -> None:
         if ev == Ev.HTTP_REQUEST:
             if ev_data.uri.startswith("/files/"):
-                ev_data.uri = ev_data.uri[len("/files"):]
+                ev_data.uri = ev_data.uri[len("/files") :]
                 mgpy.serve_http(c, ev_data, opts)
             else:
                 mgpy.http_reply(c, 200, "public page: try /secret/ or /files/\n")
@@ -71,8 +71,9 @@ def serve(args: argparse.Namespace) -> None:
         mgpy.register_http_endpoint(
             lc, "/secret/**", secret, auth_file=htdigest, auth_domain=args.realm
         )
-        print(f"digest_auth on http://{lc.local[0]}:{lc.local[1]}/ realm {args.realm!r}",
-              flush=True)
+        print(
+            f"digest_auth on http://{lc.local[0]}:{lc.local[1]}/ realm {args.realm!r}", flush=True
+        )
         try:
             while True:
                 mgr.poll(1000)
@@ -111,8 +112,13 @@ def main() -> int:
     ap.add_argument("--htdigest", default="htdigest", help="htdigest file (default: ./htdigest)")
     ap.add_argument("--realm", default="mgpy example", help="the realm (default: mgpy example)")
     ap.add_argument("--root", default=".", help="directory served under /files/ (default: .)")
-    ap.add_argument("--add-user", action="append", default=[], metavar="NAME:PASSWORD",
-                    help="write this user into the htdigest file first (repeatable)")
+    ap.add_argument(
+        "--add-user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="write this user into the htdigest file first (repeatable)",
+    )
     ap.add_argument("--get", metavar="URL", help="client mode: fetch URL and print the answer")
     args = ap.parse_args()
     if args.get:

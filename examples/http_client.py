@@ -76,10 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("url", help="http://[user:pass@]host[:port]/path (https:// needs TLS support)")
     ap.add_argument("-X", "--request", metavar="METHOD", help="method (default GET, POST with -d)")
     ap.add_argument("-d", "--data", help="request body; @FILE reads it from a file")
-    ap.add_argument("-H", "--header", action="append", type=parse_header, default=[],
-                    metavar="'Name: value'", help="extra request header (repeatable)")
-    ap.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                    help="give up after SECONDS (default 30)")
+    ap.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=parse_header,
+        default=[],
+        metavar="'Name: value'",
+        help="extra request header (repeatable)",
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up after SECONDS (default 30)",
+    )
     args = ap.parse_args(argv)
 
     body: bytes | None = None
@@ -109,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             mgr.poll(100)
     sys.stdout.flush()
     if not fetch.ok:
-        print(f"http_client: {fetch.error or 'connection closed without a response'}",
-              file=sys.stderr)
+        print(
+            f"http_client: {fetch.error or 'connection closed without a response'}", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -146,8 +146,12 @@ def fallback(c: mgpy.Connection, ev: int, hm: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="A JSON API over HTTP/1.1 (items store).")
     ap.add_argument("--listen", default="127.0.0.1:8000", help="address (default 127.0.0.1:8000)")
-    ap.add_argument("--max-body", type=int, default=64 * 1024,
-                    help="largest request body in bytes; larger -> 413 (default 65536)")
+    ap.add_argument(
+        "--max-body",
+        type=int,
+        default=64 * 1024,
+        help="largest request body in bytes; larger -> 413 (default 65536)",
+    )
     args = ap.parse_args(argv)
     store, stats = Store(), {"requests": 0}
     limits = dataclasses.replace(mgpy.Limits(), max_body=args.max_body)

@@ -28,11 +28,13 @@ from mgpy import Ev, F
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>mgpy sensor feed</title>
 <style>body{font:16px system-ui,sans-serif;margin:2rem;color:#123}#v{font-size:4rem;font-weight:700}
-#s{color:#666}</style></head><body><h1>Sensor feed</h1><div id="v">&ndash;</div><div id="s">connecting</div>
+#s{color:#666}</style></head><body><h1>Sensor feed</h1>
+<div id="v">&ndash;</div><div id="s">connecting</div>
 <script>
 function connect(){const ws=new WebSocket((location.protocol==="https:"?"wss://":"ws://")+location.host+"/ws");
 ws.onopen=()=>{document.getElementById("s").textContent="live"};
-ws.onmessage=(e)=>{const r=JSON.parse(e.data);document.getElementById("v").textContent=r.value.toFixed(2)+" \\u00b0C";
+ws.onmessage=(e)=>{const r=JSON.parse(e.data);
+document.getElementById("v").textContent=r.value.toFixed(2)+" \\u00b0C";
 document.getElementById("s").textContent="reading #"+r.seq};
 ws.onclose=()=>{document.getElementById("s").textContent="reconnecting";setTimeout(connect,1000)};}
 connect();
@@ -59,7 +61,9 @@ def sensor(mgr: mgpy.Manager, period: float, stop: threading.Event) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Push readings from a worker thread to browsers.")
     ap.add_argument("--listen", default="127.0.0.1:8001", help="address (default 127.0.0.1:8001)")
-    ap.add_argument("--period", type=float, default=0.5, help="seconds between readings (default 0.5)")
+    ap.add_argument(
+        "--period", type=float, default=0.5, help="seconds between readings (default 0.5)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 

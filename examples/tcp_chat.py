@@ -51,7 +51,9 @@ class Chat:
         self.mgr = mgr
 
     def members(self) -> list[mgpy.Connection]:
-        return [c for c in self.mgr.connections if c.user_data is not None and not c.flags & F.LISTENING]
+        return [
+            c for c in self.mgr.connections if c.user_data is not None and not c.flags & F.LISTENING
+        ]
 
     def say(self, text: str, exclude: mgpy.Connection | None = None) -> None:
         for c in self.members():

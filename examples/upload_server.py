@@ -64,10 +64,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Receive file uploads into a directory.")
     ap.add_argument("--listen", default="127.0.0.1:8000", help="address (default 127.0.0.1:8000)")
     ap.add_argument("--dir", default="uploads", help="where files are saved (default: uploads)")
-    ap.add_argument("--max-size", type=int, default=100 << 20,
-                    help="largest file in bytes (default 100 MiB)")
-    ap.add_argument("--max-total", type=int, default=None,
-                    help="largest request (sum of its files) in bytes (default: no limit)")
+    ap.add_argument(
+        "--max-size", type=int, default=100 << 20, help="largest file in bytes (default 100 MiB)"
+    )
+    ap.add_argument(
+        "--max-total",
+        type=int,
+        default=None,
+        help="largest request (sum of its files) in bytes (default: no limit)",
+    )
     args = ap.parse_args()
     updir = os.path.abspath(args.dir)
     os.makedirs(updir, exist_ok=True)

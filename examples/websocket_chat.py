@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "every message to the other participants (mongoose's websocket_chat example)."
     )
     p.add_argument(
-        "--listen", default="127.0.0.1:8000",
+        "--listen",
+        default="127.0.0.1:8000",
         help="address to listen on, e.g. 127.0.0.1:8000 or 0.0.0.0:8000 (port 0 picks a free one)",
     )
     args = p.parse_args(argv)

@@ -108,6 +108,7 @@ class ReconnectingClient:
 
     def run(self) -> int:
         """Poll until stopped; return the exit status."""
+
         def on_sigterm(*_: Any) -> None:
             self.stop()
             self.mgr.wakeup()  # let poll() return now and send the close frame
@@ -141,19 +142,36 @@ def main(argv: list[str] | None = None) -> int:
         description="Connect to a WebSocket server, send a message periodically, print what "
         "comes back, and reconnect with exponential backoff when the connection drops."
     )
-    p.add_argument("url", nargs="?", default="ws://127.0.0.1:8000/ws",
-                   help="server URL: ws://host:port/path, http://... or host:port/path "
-                   "(default: ws://127.0.0.1:8000/ws, the echo of python -m mgpy)")
+    p.add_argument(
+        "url",
+        nargs="?",
+        default="ws://127.0.0.1:8000/ws",
+        help="server URL: ws://host:port/path, http://... or host:port/path "
+        "(default: ws://127.0.0.1:8000/ws, the echo of python -m mgpy)",
+    )
     p.add_argument("--message", default="hello", help="text to send (a counter is appended)")
-    p.add_argument("--interval", type=positive, default=1.0,
-                   help="seconds between messages (default 1)")
+    p.add_argument(
+        "--interval", type=positive, default=1.0, help="seconds between messages (default 1)"
+    )
     p.add_argument("--protocol", default=None, help="subprotocol(s) to offer, comma-separated")
-    p.add_argument("--min-backoff", type=positive, default=0.5,
-                   help="first reconnect delay in seconds (default 0.5)")
-    p.add_argument("--max-backoff", type=positive, default=30.0,
-                   help="longest reconnect delay in seconds (default 30)")
-    p.add_argument("--count", type=int, default=0,
-                   help="exit after receiving this many messages (default 0: run until Ctrl-C)")
+    p.add_argument(
+        "--min-backoff",
+        type=positive,
+        default=0.5,
+        help="first reconnect delay in seconds (default 0.5)",
+    )
+    p.add_argument(
+        "--max-backoff",
+        type=positive,
+        default=30.0,
+        help="longest reconnect delay in seconds (default 30)",
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        help="exit after receiving this many messages (default 0: run until Ctrl-C)",
+    )
     args = p.parse_args(argv)
     if args.max_backoff < args.min_backoff:
         p.error("--max-backoff must not be smaller than --min-backoff")

@@ -28,10 +28,10 @@ from .net.auth import (
 from .net.conn import Connection
 from .net.http import register_http_endpoint, set_protocol_http_websocket
 from .net.manager import Manager
-from .net.upload import file_upload_handler
 from .net.respond import http_reply, http_send_error, http_send_redirect
 from .net.static import ServeOpts, serve_file, serve_http
 from .net.tls import TlsInfo, TlsOpts, tls_info
+from .net.upload import file_upload_handler
 from .net.ws import ws_accept, ws_dropped
 from .proto.digest import create_digest_auth_header
 from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
@@ -42,34 +42,10 @@ def get_http_header(hm: HttpMessage, name: str) -> str | None:
     """Return the first header ``name`` of ``hm`` (case-insensitive), or None."""
     return hm.header(name)
 
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "ServeOpts",
-    "TlsInfo",
-    "TlsOpts",
-    "tls_info",
-    "file_upload_handler",
-    "check_digest_auth",
-    "create_digest_auth_header",
-    "send_basic_auth_request",
-    "send_digest_auth_request",
-    "serve_file",
-    "serve_http",
-    "WsProtocol",
-    "get_http_basic_auth",
-    "get_http_header",
-    "get_http_var",
-    "http_parse_header",
-    "http_reply",
-    "http_send_error",
-    "http_send_redirect",
-    "register_http_endpoint",
-    "set_protocol_http_websocket",
-    "url_decode",
-    "url_encode",
-    "ws_accept",
-    "ws_dropped",
     "WS_DONT_FIN",
     "WS_OP_BINARY",
     "WS_OP_CLOSE",
@@ -90,5 +66,30 @@ __all__ = [
     "MultipartPart",
     "ProtocolError",
     "RemoteProtocolError",
+    "ServeOpts",
+    "TlsInfo",
+    "TlsOpts",
     "WsMessage",
+    "WsProtocol",
+    "check_digest_auth",
+    "create_digest_auth_header",
+    "file_upload_handler",
+    "get_http_basic_auth",
+    "get_http_header",
+    "get_http_var",
+    "http_parse_header",
+    "http_reply",
+    "http_send_error",
+    "http_send_redirect",
+    "register_http_endpoint",
+    "send_basic_auth_request",
+    "send_digest_auth_request",
+    "serve_file",
+    "serve_http",
+    "set_protocol_http_websocket",
+    "tls_info",
+    "url_decode",
+    "url_encode",
+    "ws_accept",
+    "ws_dropped",
 ]

@@ -67,25 +67,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on: PORT, HOST:PORT, [IPv6]:PORT, http://..., https://... "
         "(default: 127.0.0.1:8000)",
     )
-    p.add_argument("--dir-listing", action="store_true", help="list directories without an index file")
+    p.add_argument(
+        "--dir-listing", action="store_true", help="list directories without an index file"
+    )
     p.add_argument(
         "--extra-header",
         action="append",
         type=_header,
         default=[],
         metavar="'NAME: VALUE'",
-        help="add a header to every static response (repeatable), e.g. 'Access-Control-Allow-Origin: *'",
+        help="add a header to every static response (repeatable), "
+        "e.g. 'Access-Control-Allow-Origin: *'",
     )
     p.add_argument("--index", default="index.html,index.htm", help="index files, comma-separated")
     p.add_argument("--upload-dir", default=None, help="enable POST /upload, saving files here")
-    p.add_argument("--max-upload", type=_size, default=_size("1G"), help="largest upload per file (default 1G)")
     p.add_argument(
-        "--ws-max-message", type=_size, default=None, help="largest WebSocket message in bytes (default 1 MiB)"
+        "--max-upload", type=_size, default=_size("1G"), help="largest upload per file (default 1G)"
+    )
+    p.add_argument(
+        "--ws-max-message",
+        type=_size,
+        default=None,
+        help="largest WebSocket message in bytes (default 1 MiB)",
     )
     p.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS and WSS")
     p.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
     p.add_argument("--auth-file", default=None, help="htdigest file protecting every static file")
-    p.add_argument("--auth-realm", default="mgpy", help="Digest realm for --auth-file (default: mgpy)")
+    p.add_argument(
+        "--auth-realm", default="mgpy", help="Digest realm for --auth-file (default: mgpy)"
+    )
     p.add_argument("--no-push", action="store_true", help="do not push stats on /ws/push")
     p.add_argument(
         "--log-level",
@@ -139,8 +149,14 @@ class Server:
                 mgpy.http_reply(
                     c,
                     405 if self.upload is not None else 403,
-                    json.dumps({"ok": False, "error": "POST multipart/form-data here"
-                                if self.upload is not None else "uploads are disabled"}),
+                    json.dumps(
+                        {
+                            "ok": False,
+                            "error": "POST multipart/form-data here"
+                            if self.upload is not None
+                            else "uploads are disabled",
+                        }
+                    ),
                     {"Content-Type": "application/json"},
                 )
                 return
@@ -178,8 +194,12 @@ class Server:
             if ev_data.uri != "/upload" or self.upload is None:
                 code = 404 if ev_data.uri != "/upload" else 403
                 msg = "not found" if code == 404 else "uploads are disabled"
-                mgpy.http_reply(c, code, json.dumps({"ok": False, "error": msg}),
-                                {"Content-Type": "application/json"})
+                mgpy.http_reply(
+                    c,
+                    code,
+                    json.dumps({"ok": False, "error": msg}),
+                    {"Content-Type": "application/json"},
+                )
                 return
         if self.upload is not None:
             self.upload(c, ev, ev_data)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 __all__ = [
     "Error",
-    "ProtocolError",
-    "LocalProtocolError",
-    "RemoteProtocolError",
     "LimitExceeded",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
 ]
 
 

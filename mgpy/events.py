@@ -12,22 +12,23 @@ carry no behaviour beyond small accessors.
 from __future__ import annotations
 
 import enum
-from typing import Any, Iterable, Union
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
-    "Ev",
-    "F",
-    "HttpMessage",
-    "WsMessage",
-    "MultipartPart",
-    "Headers",
-    "WS_OP_CONTINUE",
-    "WS_OP_TEXT",
+    "WS_DONT_FIN",
     "WS_OP_BINARY",
     "WS_OP_CLOSE",
+    "WS_OP_CONTINUE",
     "WS_OP_PING",
     "WS_OP_PONG",
-    "WS_DONT_FIN",
+    "WS_OP_TEXT",
+    "Ev",
+    "F",
+    "Headers",
+    "HttpMessage",
+    "MultipartPart",
+    "WsMessage",
 ]
 
 
@@ -93,7 +94,7 @@ WS_OP_PONG = 0xA
 WS_DONT_FIN = 0x100
 
 #: What every ``headers=`` argument accepts.
-Headers = Union[dict[str, str], Iterable[tuple[str, str]], None]
+Headers = dict[str, str] | Iterable[tuple[str, str]] | None
 
 
 class HttpMessage:
@@ -107,20 +108,20 @@ class HttpMessage:
     """
 
     __slots__ = (
-        "method",
-        "uri",
-        "query_string",
-        "proto",
-        "headers",
         "body",
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "head",
+        "headers",
+        "keep_alive",
+        "method",
+        "proto",
+        "query_string",
         "resp_code",
         "resp_status_msg",
-        "head",
-        "keep_alive",
-        "content_length",
-        "chunked",
         "upgrade",
-        "expect_continue",
+        "uri",
     )
 
     method: str
@@ -228,13 +229,13 @@ class MultipartPart:
     """One part of a multipart/form-data request, as seen by HTTP_PART_* events."""
 
     __slots__ = (
-        "var_name",
-        "file_name",
         "data",
-        "status",
+        "file_name",
         "headers",
-        "user_data",
         "num_data_consumed",
+        "status",
+        "user_data",
+        "var_name",
     )
 
     def __init__(

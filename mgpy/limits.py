@@ -32,7 +32,7 @@ class Limits:
     #: having reached high water (asyncio transports: 64 KiB / 16 KiB)
     send_high_water: int = 64 * KiB
     send_low_water: int = 16 * KiB
-    #: outbound connect (DNS + TCP + TLS) deadline (curl's connect timeout is longer, browsers ~30 s)
+    #: outbound connect (DNS + TCP + TLS) deadline (browsers give up after ~30 s)
     connect_timeout: float = 30.0
     #: TLS handshake deadline, accepted and outbound connections (Go's net/http: 10 s)
     tls_handshake_timeout: float = 10.0
@@ -51,7 +51,8 @@ class Limits:
     #: body bytes held in memory at once; more -> 413 (aiohttp client_max_size 1 MiB).
     #: A handler streaming with HTTP_CHUNK + DELETE_CHUNK keeps below it for any body size.
     max_body: int = 1 * MiB
-    #: deadline for a whole request head once its first byte arrived (Apache RequestReadTimeout header=20)
+    #: deadline for a request head once its first byte arrived
+    #: (Apache RequestReadTimeout header=20)
     header_timeout: float = 20.0
     #: idle keep-alive connection between requests (nginx keepalive_timeout 75 s)
     keepalive_timeout: float = 60.0
@@ -61,13 +62,15 @@ class Limits:
     max_pipelined: int = 16
 
     # --- WebSocket -----------------------------------------------------------
-    #: largest message (or frame when not defragmenting); larger -> close 1009 (websockets max_size 1 MiB)
+    #: largest message (or frame when not defragmenting); larger -> close 1009
+    #: (websockets max_size 1 MiB)
     ws_max_message: int = 1 * MiB
     #: send a ping after this much silence; 0 = off (websockets ping_interval 20 s)
     ws_ping_interval: float = 20.0
     #: close with 1011 if no pong arrives within this; 0 = off (websockets ping_timeout 20 s)
     ws_pong_timeout: float = 20.0
-    #: wait this long for the peer's close frame / TCP close after ours (websockets close_timeout 10 s)
+    #: wait this long for the peer's close frame / TCP close after ours
+    #: (websockets close_timeout 10 s)
     ws_close_timeout: float = 10.0
     #: per-connection WebSocket send queue cap for slow consumers (websockets write_limit is 32 KiB
     #: with awaitable drain; without await a larger cap is needed)

@@ -13,11 +13,9 @@ to a fresh bytearray, so the old view keeps showing the old bytes.
 
 from __future__ import annotations
 
-from typing import Union
-
 __all__ = ["Mbuf"]
 
-BytesLike = Union[bytes, bytearray, memoryview]
+BytesLike = bytes | bytearray | memoryview
 
 #: growth factor for appends that do not fit (mongoose MBUF_SIZE_MULTIPLIER)
 _GROWTH = 1.5

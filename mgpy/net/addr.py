@@ -18,7 +18,7 @@ import urllib.parse
 
 from ..errors import Error
 
-__all__ = ["Addr", "parse_addr", "Resolver"]
+__all__ = ["Addr", "Resolver", "parse_addr"]
 
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 _SCHEMES = ("tcp", "udp", "http", "ws", "https", "wss")
@@ -124,7 +124,9 @@ class Resolver:
         self._workers = workers
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def resolve(self, host: str, port: int, udp: bool, done: concurrent.futures.Future[object]) -> None:
+    def resolve(
+        self, host: str, port: int, udp: bool, done: concurrent.futures.Future[object]
+    ) -> None:
         """Resolve in the background; ``done`` receives a sockaddr list or an exception."""
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -135,7 +137,7 @@ class Resolver:
         def work() -> None:
             try:
                 res = socket.getaddrinfo(host, port, 0, kind)
-            except BaseException as e:  # noqa: BLE001 - handed to the loop thread
+            except BaseException as e:
                 done.set_exception(e)
             else:
                 done.set_result(res)

@@ -251,12 +251,22 @@ def check_digest_auth(
     target = _request_target(hm)
     now = time.time()
     result = verify(
-        auth, hm.method, table, realm, st.secret, now, max_age, st.counter,
-        opaque=realm, request_uri=target,
+        auth,
+        hm.method,
+        table,
+        realm,
+        st.secret,
+        now,
+        max_age,
+        st.counter,
+        opaque=realm,
+        request_uri=target,
     )
-    if result == "denied" and check_nonce(
-        st.secret, auth.get("nonce", ""), now, max_age, realm
-    ) == "invalid" and _knows_password(auth, hm.method, table, realm, target):
+    if (
+        result == "denied"
+        and check_nonce(st.secret, auth.get("nonce", ""), now, max_age, realm) == "invalid"
+        and _knows_password(auth, hm.method, table, realm, target)
+    ):
         # a nonce we cannot vouch for (another server instance, a restart): RFC 7616 3.3
         # lets a client that proved the password retry with a fresh one
         return "stale"

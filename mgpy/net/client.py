@@ -23,9 +23,9 @@ from ..events import Ev, F, Headers, HttpMessage
 from ..proto import ws as _wscore
 from ..proto.http1 import END, NEED_DATA, HttpReader, request_head
 from ..proto.httputil import basic_auth_header
-from .addr import parse_addr
 from . import http as _http
 from . import ws as _ws
+from .addr import parse_addr
 
 if TYPE_CHECKING:
     from ..limits import Limits
@@ -79,8 +79,13 @@ class ClientX:
 
 
 def _new_client(
-    mgr: Manager, url: str, default_scheme: str, handler: Handler, limits: Limits | None,
-    user_data: Any, tls: Any,
+    mgr: Manager,
+    url: str,
+    default_scheme: str,
+    handler: Handler,
+    limits: Limits | None,
+    user_data: Any,
+    tls: Any,
 ) -> tuple[Connection, Any]:
     a = parse_addr(url, default_scheme, need_host=True)
     if a.scheme in ("tcp", "udp"):
@@ -199,8 +204,10 @@ def client_recv(c: Connection, st: _http.HttpState) -> None:
     lim = c.limits
     if lim.body_timeout and c._expire_at:
         c._expire_at = c.mgr._mono + lim.body_timeout
-    while (mb._buf or reader.in_body) and st.phase != _http._WS and not (
-        c._flags & _CLOSE_IMMEDIATELY
+    while (
+        (mb._buf or reader.in_body)
+        and st.phase != _http._WS
+        and not (c._flags & _CLOSE_IMMEDIATELY)
     ):
         if st.phase == _http._DEAD:
             break  # the reply was delivered; whatever follows it is ignored
@@ -217,11 +224,11 @@ def client_recv(c: Connection, st: _http.HttpState) -> None:
             _progress(c, st)
             break
         if ev.__class__ is HttpMessage:
-            _on_head(c, st, ev)  # type: ignore[arg-type]
+            _on_head(c, st, ev)
         elif ev.__class__ is bytes:
             body = st.body
             if body is not None:
-                body += ev  # type: ignore[operator]
+                body += ev
                 if len(body) > lim.max_body:
                     _progress(c, st)  # a streaming handler deletes the body so far first
                 if len(body) > lim.max_body:
@@ -248,7 +255,9 @@ def _on_head(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
             c._expire_at = 0.0
             c._on_expire = _http._expired
             lim = c.limits
-            c.mgr._set_expire(c, c.mgr._mono + lim.ws_ping_interval if lim.ws_ping_interval else 0.0)
+            c.mgr._set_expire(
+                c, c.mgr._mono + lim.ws_ping_interval if lim.ws_ping_interval else 0.0
+            )
             st.h(c, EV_WS_HANDSHAKE_DONE, hm)
             if c.recv_mbuf._buf:
                 _ws.ws_recv(c, st)
@@ -381,9 +390,9 @@ def client_close(c: Connection, st: _http.HttpState) -> None:
             if ev is NEED_DATA:
                 break
             if ev.__class__ is HttpMessage:
-                _on_head(c, st, ev)  # type: ignore[arg-type]
+                _on_head(c, st, ev)
             elif ev.__class__ is bytes and st.body is not None:
-                st.body += ev  # type: ignore[operator]
+                st.body += ev
             elif ev is END:
                 _on_end(c, st)
                 break

@@ -11,7 +11,8 @@ several sends in one handler leave in one write.  Events are delivered to
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..events import F, Headers
 from ..limits import Limits
@@ -25,7 +26,7 @@ __all__ = ["Connection", "Handler"]
 log = logging.getLogger("mgpy")
 
 Handler = Callable[["Connection", Any, Any], None]
-Data = Union[bytes, bytearray, memoryview, str]
+Data = bytes | bytearray | memoryview | str
 
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
@@ -42,33 +43,33 @@ class Connection:
     """
 
     __slots__ = (
-        "mgr",
-        "sock",
-        "_h",
-        "_handler",
-        "_proto",
-        "proto_data",
-        "user_data",
-        "_flags",
-        "recv_mbuf",
-        "send_mbuf",
-        "peer",
-        "limits",
-        "listener",
-        "_timer",
+        "__weakref__",
+        "_above_high",
+        "_closed",
+        "_error",
         "_expire_at",
         "_expire_q",
-        "_on_expire",
+        "_flags",
+        "_h",
+        "_handler",
+        "_high",
         "_mask",
-        "_closed",
-        "_above_high",
-        "_error",
+        "_nq",
+        "_on_expire",
+        "_proto",
+        "_pump",
+        "_timer",
         "_tls",
         "_x",
-        "_nq",
-        "_pump",
-        "_high",
-        "__weakref__",
+        "limits",
+        "listener",
+        "mgr",
+        "peer",
+        "proto_data",
+        "recv_mbuf",
+        "send_mbuf",
+        "sock",
+        "user_data",
     )
 
     def __init__(self, mgr: Manager, sock: Any, handler: Handler, limits: Limits) -> None:
@@ -164,19 +165,19 @@ class Connection:
         """
         if self._closed:
             return 0
-        if data.__class__ is str:
-            data = data.encode()  # type: ignore[union-attr]
+        if isinstance(data, str):
+            data = data.encode()
         if self._flags & _UDP:
-            return self.mgr._udp_send(self, data)  # type: ignore[arg-type]
+            return self.mgr._udp_send(self, data)
         mb = self.send_mbuf
         buf = mb._buf
         n = len(data)
         if len(buf) + n <= mb._size:  # fits the capacity: Mbuf.append inlined
             try:
-                buf += data  # type: ignore[operator]
+                buf += data
             except BufferError:
-                mb.append(data)  # type: ignore[arg-type]
-        elif not mb.append(data):  # type: ignore[arg-type]
+                mb.append(data)
+        elif not mb.append(data):
             if not n:
                 return 0
             self._error = "send queue limit exceeded (Limits.max_send_buffer)"

@@ -10,7 +10,8 @@ Server request flow, per connection (state in ``c.proto_data``, an ``HttpState``
 
     head --(no body)--------------------------------> HTTP_REQUEST
     head --(body)--> HTTP_CHUNK* (while incomplete) -> HTTP_REQUEST (body = what was not deleted)
-    head --(multipart/form-data)--> HTTP_MULTIPART_REQUEST, PART_BEGIN/DATA/END*, MULTIPART_REQUEST_END
+    head --(multipart/form-data)--> HTTP_MULTIPART_REQUEST, PART_BEGIN/DATA/END*,
+                                    MULTIPART_REQUEST_END
     head --(Upgrade: websocket)--> WS_HANDSHAKE_REQUEST -> 101 -> WS_HANDSHAKE_DONE -> WS_FRAME* ...
 
 Responses are tracked (``mgpy.net.respond``) so pipelined requests are
@@ -44,11 +45,11 @@ if TYPE_CHECKING:
 __all__ = [
     "HttpState",
     "http_handler",
-    "set_protocol_http_websocket",
     "register_http_endpoint",
     "send_head",
     "send_http_chunk",
     "send_websocket_frame",
+    "set_protocol_http_websocket",
     "ws_close",
 ]
 
@@ -87,31 +88,31 @@ class HttpState:
     """Per-connection HTTP state, stored in ``c.proto_data`` (internal)."""
 
     __slots__ = (
-        "client",
-        "reader",
-        "h",
-        "phase",
-        "hm",
         "body",
+        "client",
+        "client_x",
+        "endpoints",
+        "h",
+        "hdr_armed",
+        "hm",
+        "http10",
+        "in_recv",
+        "keep_alive",
+        "linger",
         "mark",
         "method",
-        "keep_alive",
-        "http10",
+        "mp",
         "nq0",
-        "resp_end",
+        "phase",
+        "reader",
         "resp_chunked",
-        "resp_started",
         "resp_close",
+        "resp_end",
         "resp_nobody",
-        "in_recv",
-        "hdr_armed",
-        "endpoints",
+        "resp_started",
+        "shut",
         "ws",
         "ws_x",
-        "mp",
-        "client_x",
-        "linger",
-        "shut",
     )
 
     def __init__(self, c: Connection, client: bool) -> None:
@@ -422,7 +423,7 @@ def _dispatch_request(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     st.resp_close = False
     st.resp_nobody = False
     st.hm = None
-    nq0 = st.nq0 = c._nq
+    st.nq0 = c._nq
     c._expire_at = 0.0
     if st.endpoints:
         opts = _endpoint_opts(st, h)
@@ -626,7 +627,9 @@ def require_state(c: Connection) -> HttpState:
     """Return ``c``'s HttpState or raise LocalProtocolError if it does not speak HTTP."""
     st = c.proto_data
     if not isinstance(st, HttpState):
-        raise LocalProtocolError("connection does not speak HTTP: call set_protocol_http_websocket()")
+        raise LocalProtocolError(
+            "connection does not speak HTTP: call set_protocol_http_websocket()"
+        )
     return st
 
 

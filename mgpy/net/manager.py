@@ -33,7 +33,8 @@ import selectors
 import socket
 import sys
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..errors import Error
 from ..events import Ev, F
@@ -41,7 +42,7 @@ from ..limits import Limits
 from .addr import Addr, Resolver, parse_addr
 from .conn import Connection, Handler
 
-__all__ = ["Manager", "Connection"]
+__all__ = ["Connection", "Manager"]
 
 log = logging.getLogger("mgpy")
 
@@ -534,8 +535,13 @@ class Manager:
                     c._h(c, EV_POLL, now)
                 except Exception:
                     self._handler_raised(c, EV_POLL)
-                # only connections with something to do: queued data, a close, a pump, paused reading
-                if c.send_mbuf._buf or c._flags & _CLOSING or c._pump is not None or not c._mask & _R:
+                # only connections with work: queued data, a close, a pump, paused reading
+                if (
+                    c.send_mbuf._buf
+                    or c._flags & _CLOSING
+                    or c._pump is not None
+                    or not c._mask & _R
+                ):
                     after(c)
         if dirty:
             self._flush_dirty()
@@ -663,7 +669,9 @@ class Manager:
                 return
             except OSError as e:
                 if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("accept: %s; pausing the listener for %.1fs", e.strerror, _EMFILE_PAUSE)
+                    log.warning(
+                        "accept: %s; pausing the listener for %.1fs", e.strerror, _EMFILE_PAUSE
+                    )
                     self._set_mask(lc, 0)
                     self.call_later(_EMFILE_PAUSE, self._resume_listener, lc)
                 elif e.errno not in (errno.ECONNABORTED, errno.EPROTO):
@@ -739,6 +747,7 @@ class Manager:
         except OSError as e:
             log.warning("%r: send: %s", c, e)
             return 0
+        assert isinstance(n, int)
         self.bytes_out += n
         self._call(c, EV_SEND, n)
         return n

@@ -23,19 +23,20 @@ from ..errors import LocalProtocolError
 from ..events import F, Headers
 from ..proto.http1 import encode_chunk, reason_phrase
 from . import http as _http
-from .http import _WAIT, HttpState as _HttpState
+from .http import _WAIT
+from .http import HttpState as _HttpState
 
 if TYPE_CHECKING:
     from .conn import Connection
 
 __all__ = [
+    "http_date",
     "http_reply",
-    "send_head",
-    "send_http_chunk",
     "http_send_error",
     "http_send_redirect",
     "normalize_headers",
-    "http_date",
+    "send_head",
+    "send_http_chunk",
 ]
 
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
@@ -93,7 +94,7 @@ def _user_headers(headers: Headers) -> tuple[str, bool]:
     if not headers:
         return "", False
     try:
-        key: Any = tuple(headers.items()) if headers.__class__ is dict else tuple(headers)  # type: ignore[union-attr]
+        key: Any = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
         hit = _uh_cache.get(key)
     except TypeError:  # unhashable values: render every time
         key = hit = None
@@ -110,12 +111,14 @@ def _user_headers(headers: Headers) -> tuple[str, bool]:
 def _render_headers(headers: Headers) -> tuple[str, bool]:
     out = []
     close = False
-    items = headers.items() if isinstance(headers, dict) else headers
+    items = headers.items() if isinstance(headers, dict) else (headers or ())
     for k, v in items:
         k = str(k)
         v = str(v)
         if not _TOKEN_RE.match(k) or _BAD_VALUE_RE.search(v):
-            raise LocalProtocolError(f"invalid header {k!r}: names must be tokens, values without CR/LF/CTL")
+            raise LocalProtocolError(
+                f"invalid header {k!r}: names must be tokens, values without CR/LF/CTL"
+            )
         lk = k.lower()
         if lk in _MANAGED:
             if lk == "connection" and "close" in v.lower():
@@ -140,14 +143,16 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
 
         mgpy.http_reply(c, 200, '{"ok": true}', headers={"Content-Type": "application/json"})
     """
-    if body.__class__ is str:
-        body = body.encode()  # type: ignore[union-attr]
+    if isinstance(body, str):
+        body = body.encode()
     st = c.proto_data
     if not headers:
         extra, close = "", False
     else:
         try:  # _user_headers' cache inlined
-            hit = _uh_cache.get(tuple(headers.items()) if headers.__class__ is dict else tuple(headers))  # type: ignore[union-attr]
+            hit = _uh_cache.get(
+                tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
+            )
         except TypeError:
             hit = None
         extra, close = hit if hit is not None else _user_headers(headers)
@@ -167,7 +172,7 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         s_ = _status_cache.get(code) or _status(code, None)
         date = _date_cache[1] if int(_time()) == _date_cache[0] else http_date()
         head = f"{s_}Date: {date}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-        c.send(head.encode("latin-1") + body)  # type: ignore[operator]
+        c.send(head.encode("latin-1") + body)
         st.resp_started = True
         st.resp_end = c._nq
         _http.response_done(c)
@@ -184,7 +189,9 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         close = close or st.resp_close or st.phase != _http._WAIT
         if st.method == "HEAD":
             body = b""
-    head = f"{_status(code, None)}Date: {http_date()}\r\n{length}{extra}{_conn_header(st, close)}\r\n"
+    head = (
+        f"{_status(code, None)}Date: {http_date()}\r\n{length}{extra}{_conn_header(st, close)}\r\n"
+    )
     c.send(head.encode("latin-1") + body if body else head.encode("latin-1"))
     if st is not None:
         _finish(c, st, close)
@@ -228,7 +235,9 @@ def send_head(c: Connection, code: int, length: int = -1, headers: Headers = Non
         close = True
     if st is not None:
         close = close or st.resp_close or st.phase != _http._WAIT
-    head = f"{_status(code, None)}Date: {http_date()}\r\n{framing}{extra}{_conn_header(st, close)}\r\n"
+    head = (
+        f"{_status(code, None)}Date: {http_date()}\r\n{framing}{extra}{_conn_header(st, close)}\r\n"
+    )
     c.send(head.encode("latin-1"))
     if st is None:
         return
@@ -248,10 +257,12 @@ def send_head(c: Connection, code: int, length: int = -1, headers: Headers = Non
         _http.check_done(c, st)
 
 
-def send_http_chunk(c: Connection, data: bytes | str) -> None:
+def send_http_chunk(c: Connection, data: bytes | bytearray | memoryview | str) -> None:
     """Send one chunk of a chunked response; an empty ``data`` ends the response."""
     if isinstance(data, str):
         data = data.encode()
+    elif not isinstance(data, bytes):
+        data = bytes(data)
     st = c.proto_data
     if st.__class__ is _http.HttpState and st.resp_nobody and not st.client:
         return  # RFC 9110 9.3.2, 15.3.5, 15.4.5: HEAD, 204 and 304 responses have no body
@@ -288,9 +299,7 @@ def http_send_error(c: Connection, code: int, reason: str | None = None) -> None
     http_reply(c, code, body, headers)
 
 
-def http_send_redirect(
-    c: Connection, code: int, location: str, headers: Headers = None
-) -> None:
+def http_send_redirect(c: Connection, code: int, location: str, headers: Headers = None) -> None:
     """Send a redirect (301, 302, 303, 307, 308) to ``location`` with a small HTML body."""
     if code not in (301, 302, 303, 307, 308):
         raise LocalProtocolError(f"{code} is not a redirect status")

@@ -506,9 +506,7 @@ def file_root() -> Root:
 _SEG_SAFE = "!$&'()*+,;=:@~"
 
 
-def resolve(
-    root: Root, uri: str, now: float, listing: bool
-) -> Entry | str | tuple[str, list[str]]:
+def resolve(root: Root, uri: str, now: float, listing: bool) -> Entry | str | tuple[str, list[str]]:
     """Map ``uri`` to an Entry (cached), a redirect location (str) or a directory to
     list (real path, segments); raise ``Refused``."""
     segs = root.split_uri(uri)

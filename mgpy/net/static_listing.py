@@ -64,7 +64,7 @@ def render_listing(root: Root, real_dir: str, segs: list[str]) -> bytes:
     path = "/" + "".join(s + "/" for s in segs)
     title = html.escape(_display(path))
     out = [
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">',
         f"<title>Index of {title}</title><style>{_STYLE}</style></head>\n",
         f"<body><h1>Index of {title}</h1>\n<table>\n",
         "<tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr>\n",

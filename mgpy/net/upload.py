@@ -216,8 +216,9 @@ class FileUploadHandler:
             self._fail(c, req, 500, "the file could not be written")
             return
         f.tmp = ""
-        req.files.append({"name": os.path.basename(final), "size": f.size, "path": final,
-                          "field": f.field})
+        req.files.append(
+            {"name": os.path.basename(final), "size": f.size, "path": final, "field": f.field}
+        )
 
     def _commit(self, f: _File) -> str:
         """Rename the temporary file into place; return the path it got."""

@@ -194,12 +194,12 @@ class HttpReader:
         "_max_header_line",
         "_max_headers_size",
         "_max_request_line",
+        "_memo",
         "_method",
         "_nlines",
         "_partial",
         "_remaining",
         "_skip",
-        "_memo",
         "_small_head",
         "_state",
         "in_body",
@@ -492,7 +492,18 @@ class HttpReader:
             memo = self._memo
             if len(memo) >= _MEMO_HEADS:
                 memo.clear()
-            memo[raw] = (method, path, query, hm.proto, tuple(headers), keep_alive, clen, chunked, upgrade, expect)
+            memo[raw] = (
+                method,
+                path,
+                query,
+                hm.proto,
+                tuple(headers),
+                keep_alive,
+                clen,
+                chunked,
+                upgrade,
+                expect,
+            )
         return hm
 
     def _from_memo(self, raw: bytes, hit: tuple[Any, ...]) -> HttpMessage:

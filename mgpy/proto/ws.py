@@ -240,7 +240,9 @@ class WsProtocol:
         self.state: int = OPEN
         self.close_code: int | None = None
         self.close_reason = ""
-        self._out: list[bytes] | None = None  # lists are created on demand: idle connections stay small
+        self._out: list[bytes] | None = (
+            None  # lists are created on demand: idle connections stay small
+        )
         self._failed: RemoteProtocolError | None = None
         # frame whose payload is arriving in pieces
         self._fr_left = 0

@@ -64,15 +64,20 @@ class FakeFuzzingServer:
 
 
 def run_client(mgr: mgpy.Manager, url: str) -> subprocess.Popen[str]:
-    p = subprocess.Popen([sys.executable, str(SCRIPT), url, "mgpy test"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(SCRIPT), url, "mgpy test"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     run_until(mgr, lambda: p.poll() is not None, timeout=30)
     return p
 
 
 def test_help() -> None:
-    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and "agent" in out.stdout
 
 

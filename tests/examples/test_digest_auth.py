@@ -21,9 +21,20 @@ def server(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "note.txt").write_text("protected note\n")
     p = subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "--listen", "127.0.0.1:0",
-         "--htdigest", str(tmp_path / "htdigest"), "--add-user", "alice:wonder land",
-         "--root", str(tmp_path / "www"), "--realm", "example"],
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--listen",
+            "127.0.0.1:0",
+            "--htdigest",
+            str(tmp_path / "htdigest"),
+            "--add-user",
+            "alice:wonder land",
+            "--root",
+            str(tmp_path / "www"),
+            "--realm",
+            "example",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -40,7 +51,9 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 def curl(*args: str) -> tuple[int, str]:
     out = subprocess.run(
-        ["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True,
+        ["curl", "-sS", "-w", "\n%{http_code}", *args],
+        capture_output=True,
+        text=True,
         timeout=30,
     )
     body, _, code = out.stdout.rpartition("\n")
@@ -57,7 +70,8 @@ def test_help() -> None:
 def test_curl_digest(server: str) -> None:
     assert curl(server) == (200, "public page: try /secret/ or /files/\n")
     assert curl("--digest", "-u", "alice:wonder land", server + "secret/") == (
-        200, "hello alice, you used SHA-256\n"
+        200,
+        "hello alice, you used SHA-256\n",
     )
     assert curl("--digest", "-u", "alice:wrong", server + "secret/")[0] == 401
     assert curl(server + "secret/")[0] == 401
@@ -65,7 +79,8 @@ def test_curl_digest(server: str) -> None:
 
 def test_static_files_are_protected(server: str) -> None:
     assert curl("--digest", "-u", "alice:wonder land", server + "files/note.txt") == (
-        200, "protected note\n"
+        200,
+        "protected note\n",
     )
     assert curl(server + "files/note.txt")[0] == 401
 
@@ -83,6 +98,8 @@ def test_client_mode_answers_the_challenge(server: str) -> None:
     assert ok.returncode == 0 and ok.stdout == "200 OK\nhello alice, you used SHA-256\n"
     bad = subprocess.run(
         [sys.executable, str(EXAMPLE), "--get", url.replace("wonder%20land", "nope")],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert bad.returncode == 1 and bad.stdout.startswith("401 ")

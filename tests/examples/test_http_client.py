@@ -53,8 +53,11 @@ class Peer(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         data = self.rfile.read(int(self.headers["Content-Length"]))
-        self._send(201, b"%s got %s type=%s" % (self.command.encode(), data,
-                                                 (self.headers["Content-Type"] or "").encode()))
+        self._send(
+            201,
+            b"%s got %s type=%s"
+            % (self.command.encode(), data, (self.headers["Content-Type"] or "").encode()),
+        )
 
     do_PUT = do_POST
 

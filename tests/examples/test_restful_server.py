@@ -36,8 +36,9 @@ def port() -> Iterator[int]:
         p.wait(10)
 
 
-def call(conn: http.client.HTTPConnection, method: str, path: str,
-         body: Any = None) -> tuple[int, dict[str, str], Any]:
+def call(
+    conn: http.client.HTTPConnection, method: str, path: str, body: Any = None
+) -> tuple[int, dict[str, str], Any]:
     data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
     conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
     r = conn.getresponse()
@@ -47,8 +48,9 @@ def call(conn: http.client.HTTPConnection, method: str, path: str,
 
 
 def test_help() -> None:
-    out = subprocess.run([sys.executable, str(EXAMPLE), "--help"], capture_output=True,
-                         text=True, timeout=10)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True, timeout=10
+    )
     assert out.returncode == 0
     assert "--listen" in out.stdout and "--max-body" in out.stdout
 
@@ -78,7 +80,9 @@ def test_json_errors(port: int) -> None:
     status, headers, body = call(conn, "PATCH", "/api/items")
     assert status == 405 and "POST" in headers["allow"] and body == {"error": "method not allowed"}
     assert call(conn, "POST", "/api/items", b"{not json")[::2] == (
-        400, {"error": "body is not valid JSON"})
+        400,
+        {"error": "body is not valid JSON"},
+    )
     assert call(conn, "POST", "/api/items", [1, 2])[0] == 400
     assert call(conn, "GET", "/api/items/abc")[0] == 404
     assert call(conn, "GET", "/api/items/1/deeper")[::2] == (404, {"error": "no such resource"})
@@ -95,8 +99,12 @@ def test_body_over_max_body_is_413(port: int) -> None:
 
 def test_with_curl(port: int) -> None:
     url = f"http://127.0.0.1:{port}/api/items"
-    out = subprocess.run(["curl", "-sS", "-d", '{"name": "fig"}', url, url],
-                         capture_output=True, text=True, timeout=10)
+    out = subprocess.run(
+        ["curl", "-sS", "-d", '{"name": "fig"}', url, url],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.splitlines()
     assert json.loads(first) == {"name": "fig", "id": 1}

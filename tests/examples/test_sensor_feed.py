@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def port() -> Iterator[int]:
     p = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "sensor_feed.py"), "--listen", "127.0.0.1:0",
-         "--period", "0.05"],
+        [
+            sys.executable,
+            str(ROOT / "examples" / "sensor_feed.py"),
+            "--listen",
+            "127.0.0.1:0",
+            "--period",
+            "0.05",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -35,14 +41,20 @@ def port() -> Iterator[int]:
 
 
 def test_help() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "sensor_feed.py"), "--help"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "sensor_feed.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0 and "--period" in out.stdout
 
 
 def test_two_clients_receive_the_same_increasing_readings(port: int) -> None:
-    with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as a, \
-            connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as b:
+    with (
+        connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as a,
+        connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as b,
+    ):
         ra = [json.loads(a.recv(timeout=5)) for _ in range(5)]
         seqs = [r["seq"] for r in ra]
         assert seqs == sorted(seqs) and len(set(seqs)) == 5

@@ -37,16 +37,18 @@ def site(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         p.wait(10)
 
 
-def get(conn: http.client.HTTPConnection, path: str, method: str = "GET"
-        ) -> tuple[int, str | None, bytes]:
+def get(
+    conn: http.client.HTTPConnection, path: str, method: str = "GET"
+) -> tuple[int, str | None, bytes]:
     conn.request(method, path)
     r = conn.getresponse()
     return r.status, r.getheader("Content-Type"), r.read()
 
 
 def test_help() -> None:
-    out = subprocess.run([sys.executable, str(EXAMPLE), "--help"], capture_output=True,
-                         text=True, timeout=10)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True, timeout=10
+    )
     assert out.returncode == 0
     assert "--root" in out.stdout and "--listen" in out.stdout
 
@@ -70,7 +72,9 @@ def test_busy_port_is_a_one_line_error(site: tuple[int, Path]) -> None:
     port, root = site
     out = subprocess.run(
         [sys.executable, str(EXAMPLE), "--root", str(root), "--listen", f"127.0.0.1:{port}"],
-        capture_output=True, text=True, timeout=10,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     assert out.returncode != 0
     assert "already in use" in out.stderr and "Traceback" not in out.stderr

@@ -49,7 +49,9 @@ def read_until(s: socket.socket, needle: bytes, timeout: float = 5.0) -> bytes:
 def test_help() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "tcp_chat.py"), "--help"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 0 and "--listen" in out.stdout
 

@@ -20,8 +20,16 @@ EXAMPLE = ROOT / "examples" / "upload_server.py"
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     updir = tmp_path / "saved"
     p = subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "--dir", str(updir), "--listen", "127.0.0.1:0",
-         "--max-size", "1000000"],
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--dir",
+            str(updir),
+            "--listen",
+            "127.0.0.1:0",
+            "--max-size",
+            "1000000",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -61,7 +69,8 @@ def test_curl_upload_saves_files_and_the_page_lists_them(
     b.write_bytes(bytes(range(256)) * 1000)
     out = subprocess.run(
         ["curl", "-sS", "-F", f"file=@{a}", "-F", f"file=@{b}", url + "upload"],
-        capture_output=True, timeout=30,
+        capture_output=True,
+        timeout=30,
     )
     assert json.loads(out.stdout) == {
         "ok": True,

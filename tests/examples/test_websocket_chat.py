@@ -24,7 +24,8 @@ OPTS: dict[str, Any] = {"compression": None, "proxy": None, "open_timeout": 5, "
 def chat() -> Iterator[str]:
     p = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert p.stdout is not None
@@ -48,8 +49,9 @@ def recv_until(ws: ClientConnection, needle: str) -> list[str]:
 
 
 def test_help() -> None:
-    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and "--listen" in out.stdout
 
 

@@ -66,8 +66,19 @@ def free_port() -> int:
 
 
 def start_server(port: int, root: Path) -> Lines:
-    srv = Lines([sys.executable, "-m", "mgpy", "--root", str(root),
-                 "--listen", f"127.0.0.1:{port}", "--log-level", "warning"])
+    srv = Lines(
+        [
+            sys.executable,
+            "-m",
+            "mgpy",
+            "--root",
+            str(root),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ]
+    )
     srv.wait_for("mgpy serving")
     return srv
 
@@ -83,8 +94,9 @@ def procs() -> Iterator[list[Lines]]:
 
 
 def test_help() -> None:
-    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0
     for opt in ("--message", "--interval", "--min-backoff", "--max-backoff", "--count"):
         assert opt in out.stdout
@@ -93,8 +105,19 @@ def test_help() -> None:
 def test_echo_then_clean_exit_after_count(tmp_path: Path, procs: list[Lines]) -> None:
     port = free_port()
     procs.append(start_server(port, tmp_path))
-    cli = Lines([sys.executable, str(SCRIPT), f"ws://127.0.0.1:{port}/ws", "--message", "hi",
-                 "--interval", "0.05", "--count", "3"])
+    cli = Lines(
+        [
+            sys.executable,
+            str(SCRIPT),
+            f"ws://127.0.0.1:{port}/ws",
+            "--message",
+            "hi",
+            "--interval",
+            "0.05",
+            "--count",
+            "3",
+        ]
+    )
     procs.append(cli)
     cli.wait_for("connected to")
     assert cli.wait_for("received:").endswith("received: hi #1")
@@ -108,8 +131,21 @@ def test_reconnects_with_backoff_after_the_server_restarts(
     port = free_port()
     srv = start_server(port, tmp_path)
     procs.append(srv)
-    cli = Lines([sys.executable, str(SCRIPT), f"127.0.0.1:{port}/ws", "--message", "tick",
-                 "--interval", "0.05", "--min-backoff", "0.05", "--max-backoff", "0.4"])
+    cli = Lines(
+        [
+            sys.executable,
+            str(SCRIPT),
+            f"127.0.0.1:{port}/ws",
+            "--message",
+            "tick",
+            "--interval",
+            "0.05",
+            "--min-backoff",
+            "0.05",
+            "--max-backoff",
+            "0.4",
+        ]
+    )
     procs.append(cli)
     cli.wait_for("connected to")
     cli.wait_for("received: tick")

@@ -75,8 +75,9 @@ def app(mgr: mgpy.Manager) -> tuple[App, str]:
 
 def curl(mgr: mgpy.Manager, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
     """Run curl while polling the manager; return its result."""
-    p = subprocess.Popen([CURL, "-sS", "--no-progress-meter", *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [CURL, "-sS", "--no-progress-meter", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         run_until(mgr, lambda: p.poll() is not None, timeout)
     finally:

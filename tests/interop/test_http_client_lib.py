@@ -51,8 +51,9 @@ class App:
             elif hm.uri == "/missing":
                 mgpy.http_send_error(c, 404)
             else:
-                mgpy.http_reply(c, 200, f"{hm.method} {hm.uri} {hm.body.decode()}",
-                                {"X-Proto": hm.proto})
+                mgpy.http_reply(
+                    c, 200, f"{hm.method} {hm.uri} {hm.body.decode()}", {"X-Proto": hm.proto}
+                )
         elif ev == Ev.TIMER:
             mgpy.http_reply(c, 200, "answered later")
 
@@ -90,9 +91,14 @@ def test_keep_alive_sequence(mgr: mgpy.Manager, server: tuple[App, int]) -> None
     def client() -> list[tuple[int, bytes]]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         got = []
-        for method, path, body in [("GET", "/a", None), ("POST", "/b", b"x=1"),
-                                   ("PUT", "/c", b"data"), ("DELETE", "/d", None),
-                                   ("GET", "/missing", None), ("GET", "/e", None)]:
+        for method, path, body in [
+            ("GET", "/a", None),
+            ("POST", "/b", b"x=1"),
+            ("PUT", "/c", b"data"),
+            ("DELETE", "/d", None),
+            ("GET", "/missing", None),
+            ("GET", "/e", None),
+        ]:
             conn.request(method, path, body=body)
             r = conn.getresponse()
             got.append((r.status, r.read()))
@@ -100,8 +106,12 @@ def test_keep_alive_sequence(mgr: mgpy.Manager, server: tuple[App, int]) -> None
         return got
 
     assert in_thread(mgr, client) == [
-        (200, b"GET /a "), (200, b"POST /b x=1"), (200, b"PUT /c data"),
-        (200, b"DELETE /d "), (404, b"404 Not Found\n"), (200, b"GET /e "),
+        (200, b"GET /a "),
+        (200, b"POST /b x=1"),
+        (200, b"PUT /c data"),
+        (200, b"DELETE /d "),
+        (404, b"404 Not Found\n"),
+        (200, b"GET /e "),
     ]
     assert app.accepts == 1
 
@@ -112,8 +122,13 @@ def test_chunked_request_body(mgr: mgpy.Manager, server: tuple[App, int]) -> Non
 
     def client() -> bytes:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("POST", "/count", body=iter(pieces), encode_chunked=True,
-                     headers={"Transfer-Encoding": "chunked"})
+        conn.request(
+            "POST",
+            "/count",
+            body=iter(pieces),
+            encode_chunked=True,
+            headers={"Transfer-Encoding": "chunked"},
+        )
         return conn.getresponse().read()
 
     assert in_thread(mgr, client) == b"71001"
@@ -212,6 +227,9 @@ def test_pipelined_responses_in_order(mgr: mgpy.Manager, server: tuple[App, int]
             return out
 
     assert in_thread(mgr, client) == [
-        (200, b"GET /first "), (200, b"answered later"), (200, b"chunked"), (200, b"GET /last "),
+        (200, b"GET /first "),
+        (200, b"answered later"),
+        (200, b"chunked"),
+        (200, b"GET /last "),
     ]
     assert app.order == paths

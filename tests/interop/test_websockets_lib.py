@@ -34,8 +34,13 @@ from tests.conftest import run_until
 BIG = 4 * 1024 * 1024
 LIMITS = Limits(ws_max_message=8 * 1024 * 1024)
 #: websockets client options: no compression (mgpy negotiates none anyway), no proxy
-OPTS: dict[str, Any] = {"compression": None, "proxy": None, "max_size": 8 * 1024 * 1024,
-                        "open_timeout": 5, "close_timeout": 5}
+OPTS: dict[str, Any] = {
+    "compression": None,
+    "proxy": None,
+    "max_size": 8 * 1024 * 1024,
+    "open_timeout": 5,
+    "close_timeout": 5,
+}
 
 
 def wait_for(cond: Any, timeout: float = 5.0) -> None:
@@ -216,8 +221,14 @@ class PeerServer:
         self.closes: dict[str, tuple[int | None, str | None]] = {}
         self.pongs: list[bool] = []
         self.server: WsServer = serve(
-            self.handler, "127.0.0.1", 0, select_subprotocol=self.select, compression=None,
-            max_size=8 * 1024 * 1024, close_timeout=2, **kw,
+            self.handler,
+            "127.0.0.1",
+            0,
+            select_subprotocol=self.select,
+            compression=None,
+            max_size=8 * 1024 * 1024,
+            close_timeout=2,
+            **kw,
         )
         port = self.server.socket.getsockname()[1]
         self.url = f"ws://127.0.0.1:{port}"

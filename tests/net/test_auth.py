@@ -61,8 +61,11 @@ class Server:
             lc, "/short/**", self.secret, auth_file=f, auth_domain=REALM, auth_max_age=0.3
         )
         mgpy.register_http_endpoint(
-            lc, "/upload", mgpy.file_upload_handler(lambda c, n: str(self.updir / n)),
-            auth_file=f, auth_domain=REALM,
+            lc,
+            "/upload",
+            mgpy.file_upload_handler(lambda c, n: str(self.updir / n)),
+            auth_file=f,
+            auth_domain=REALM,
         )
         self.port: int = lc.local[1]
         self.base = f"http://127.0.0.1:{self.port}"
@@ -151,7 +154,7 @@ class TestChallenges:
         chals = challenges(srv, "/secret/x")
         assert len(chals) == 2
         assert "algorithm=SHA-256" in chals[0] and "algorithm=MD5" in chals[1]
-        params = [parse_header_params(ch[len("Digest "):])[1] for ch in chals]
+        params = [parse_header_params(ch[len("Digest ") :])[1] for ch in chals]
         assert {p["realm"] for p in params} == {REALM}
         assert {p["qop"] for p in params} == {"auth"}
         assert params[0]["nonce"] == params[1]["nonce"] and "stale" not in params[0]
@@ -245,8 +248,9 @@ class TestRawAttacks:
         ch = pick(challenges(srv, "/secret/x"), "MD5")
         a1 = create_digest_auth_header("alice", "secret", "GET", "/secret/x", ch, nc=1)
         a2 = create_digest_auth_header("alice", "secret", "GET", "/secret/x", ch, nc=2)
-        r1, r2, r3 = exchange(srv, get("/secret/x", a1) + get("/secret/x", a1)
-                              + get("/secret/x", a2), n=3)
+        r1, r2, r3 = exchange(
+            srv, get("/secret/x", a1) + get("/secret/x", a1) + get("/secret/x", a2), n=3
+        )
         assert r1.status == 200
         assert r2.status == 401 and "stale=true" in r2.headers["www-authenticate"]
         assert r3.status == 200
@@ -279,8 +283,10 @@ class TestRawAttacks:
         (r,) = exchange(srv, get("/short/x", auth))
         assert r.status == 401 and "stale=true" in r.headers["www-authenticate"]
         ch2 = pick(challenges(srv, "/short/x"), "MD5")
-        (r,) = exchange(srv, get("/short/x", create_digest_auth_header(
-            "alice", "secret", "GET", "/short/x", ch2)))
+        (r,) = exchange(
+            srv,
+            get("/short/x", create_digest_auth_header("alice", "secret", "GET", "/short/x", ch2)),
+        )
         assert r.status == 200
 
     def test_answer_for_another_uri_is_denied(self, srv: Server) -> None:
@@ -370,10 +376,20 @@ class TestClient:
                 accepted.append(1)
             elif ev == Ev.HTTP_REQUEST:
                 auth = parse_authorization(ev_data.header("authorization") or "")
-                if auth is not None and digest.verify(
-                    auth, "GET", table, "closing", secret, time.time(), 10,
-                    digest.NonceCounter(),
-                ) == "ok":
+                if (
+                    auth is not None
+                    and digest.verify(
+                        auth,
+                        "GET",
+                        table,
+                        "closing",
+                        secret,
+                        time.time(),
+                        10,
+                        digest.NonceCounter(),
+                    )
+                    == "ok"
+                ):
                     mgpy.http_reply(c, 200, "second connection ok")
                     return
                 chal = digest.challenge_header("closing", digest.make_nonce(secret, time.time()))

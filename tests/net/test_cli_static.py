@@ -83,8 +83,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(site: Path) -> Iterator[Served]:
-    s = start(site, "--dir-listing", "--extra-header", "Access-Control-Allow-Origin: *",
-              "--extra-header", "X-Served-By: mgpy")
+    s = start(
+        site,
+        "--dir-listing",
+        "--extra-header",
+        "Access-Control-Allow-Origin: *",
+        "--extra-header",
+        "X-Served-By: mgpy",
+    )
     try:
         yield s
     finally:
@@ -141,8 +147,9 @@ class TestServing:
     def test_ranges_and_conditionals(self, served: Served, site: Path) -> None:
         data = (site / "data.bin").read_bytes()
         assert served.curl("/data.bin", "-r", "100-199").stdout == data[100:200]
-        p = served.curl("/data.bin", "-z", str(site / "data.bin"), "-o", "/dev/null",
-                        "-w", "%{http_code}")
+        p = served.curl(
+            "/data.bin", "-z", str(site / "data.bin"), "-o", "/dev/null", "-w", "%{http_code}"
+        )
         assert p.stdout == b"304"
 
     def test_brotli(self, served: Served, site: Path) -> None:

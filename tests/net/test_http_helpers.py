@@ -122,8 +122,12 @@ class TestReplies:
     def test_http_reply_frames_the_body_and_adds_date(self, mgr: mgpy.Manager) -> None:
         def h(c: mgpy.Connection, ev: Any, hm: Any) -> None:
             if ev == Ev.HTTP_REQUEST:
-                mgpy.http_reply(c, 201, '{"id": 1}', [("Content-Type", "application/json"),
-                                                     ("X-A", "1"), ("X-A", "2")])
+                mgpy.http_reply(
+                    c,
+                    201,
+                    '{"id": 1}',
+                    [("Content-Type", "application/json"), ("X-A", "1"), ("X-A", "2")],
+                )
 
         raw = Raw(mgr, serve(mgr, h))
         raw.send(get("/"))
@@ -336,9 +340,7 @@ class TestRequestHelpers:
 
 
 class TestEndpoints:
-    def test_longest_match_wins_and_the_endpoint_gets_later_events(
-        self, mgr: mgpy.Manager
-    ) -> None:
+    def test_longest_match_wins_and_the_endpoint_gets_later_events(self, mgr: mgpy.Manager) -> None:
         log: list[tuple[str, str]] = []
 
         def make(name: str) -> Any:
@@ -357,12 +359,26 @@ class TestEndpoints:
         mgpy.register_http_endpoint(lc, "/api/items/special", make("special"))
         mgpy.register_http_endpoint(lc, "/a|/b", make("alt"))
         raw = Raw(mgr, lc.local[1])
-        paths = ["/api/x/y", "/api/items/5", "/api/items/special", "/api/items/5/sub",
-                 "/other", "/b", "/api/items/7"]
+        paths = [
+            "/api/x/y",
+            "/api/items/5",
+            "/api/items/special",
+            "/api/items/5/sub",
+            "/other",
+            "/b",
+            "/api/items/7",
+        ]
         raw.send(b"".join(get(p) for p in paths))
         rs = raw.responses(len(paths))
         assert [r.body.decode() for r in rs] == [
-            "api", "item", "special", "api", "default", "alt", "item"]
+            "api",
+            "item",
+            "special",
+            "api",
+            "default",
+            "alt",
+            "item",
+        ]
         raw.close()
         run_until(mgr, lambda: ("item", "CLOSE") in log)
         # CLOSE went to the handler of the last request, and only to it

@@ -103,28 +103,53 @@ def chunked(body: bytes) -> bytes:
 # (id, bytes, status): every row is a complete message or the error must not wait for more
 TABLE: list[tuple[str, bytes, int]] = [
     # --- framing / smuggling (RFC 9112 6.1, 6.3) ---
-    ("cl-and-te", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    ("te-and-cl", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-     b"Content-Length: 5\r\n\r\n0\r\n\r\n", 400),
-    ("cl-duplicate-conflict", b"POST / HTTP/1.1\r\n" + H +
-     b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+    (
+        "cl-and-te",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "te-and-cl",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 5\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "cl-duplicate-conflict",
+        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        400,
+    ),
     ("cl-list-conflict", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5, 6\r\n\r\nhello!", 400),
     ("cl-plus-sign", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +5\r\n\r\nhello", 400),
     ("cl-negative", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400),
     ("cl-hex", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 0x5\r\n\r\nhello", 400),
     ("cl-empty", b"POST / HTTP/1.1\r\n" + H + b"Content-Length:\r\n\r\n", 400),
     ("cl-inner-space", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1 2\r\n\r\n", 400),
-    ("cl-20-digits", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: " + b"9" * 20
-     + b"\r\n\r\n", 400),
+    (
+        "cl-20-digits",
+        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: " + b"9" * 20 + b"\r\n\r\n",
+        400,
+    ),
     ("te-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
     ("te-identity", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\n\r\n", 501),
-    ("te-chunked-chunked", b"POST / HTTP/1.1\r\n" + H +
-     b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 501),
-    ("te-two-fields", b"POST / HTTP/1.1\r\n" + H +
-     b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
-    ("te-chunked-not-last", b"POST / HTTP/1.1\r\n" + H +
-     b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501),
+    (
+        "te-chunked-chunked",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        501,
+    ),
+    (
+        "te-two-fields",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        501,
+    ),
+    (
+        "te-chunked-not-last",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        501,
+    ),
     ("te-xchunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n", 501),
     ("te-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: ,\r\n\r\n", 400),
     ("te-in-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
@@ -170,12 +195,21 @@ TABLE: list[tuple[str, bytes, int]] = [
     # --- limits: each sends just past the limit, without a terminator ---
     ("request-line-too-long", b"GET /" + b"a" * 1020, 414),
     ("header-line-too-long", b"GET / HTTP/1.1\r\n" + H + b"X: " + b"v" * 510, 431),
-    ("too-many-headers", b"GET / HTTP/1.1\r\n"
-     + b"".join(b"X%d: 1\r\n" % i for i in range(21)), 431),
-    ("head-too-large", b"GET / HTTP/1.1\r\n" + b"".join(
-        b"X%d: %s\r\n" % (i, b"v" * 120) for i in range(17)), 431),
-    ("body-over-max-body-cl", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5000\r\n\r\n"
-     + b"x" * 1001, 413),
+    (
+        "too-many-headers",
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X%d: 1\r\n" % i for i in range(21)),
+        431,
+    ),
+    (
+        "head-too-large",
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X%d: %s\r\n" % (i, b"v" * 120) for i in range(17)),
+        431,
+    ),
+    (
+        "body-over-max-body-cl",
+        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5000\r\n\r\n" + b"x" * 1001,
+        413,
+    ),
     ("body-over-max-body-chunked", chunked(b"3e9\r\n" + b"x" * 1001), 413),
     # --- chunked framing (RFC 9112 7.1) ---
     ("chunk-size-not-hex", chunked(b"zz\r\nhello\r\n0\r\n\r\n"), 400),
@@ -188,13 +222,18 @@ TABLE: list[tuple[str, bytes, int]] = [
     ("chunk-line-too-long", chunked(b"5;" + b"e" * 70), 400),
     ("bad-trailer", chunked(b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n"), 400),
     # --- WebSocket upgrade that is not one ---
-    ("ws-upgrade-no-key", b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
-     b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n", 400),
+    (
+        "ws-upgrade-no-key",
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        400,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("data", "status"), [(d, s) for _, d, s in TABLE],
-                         ids=[i for i, _, _ in TABLE])
+@pytest.mark.parametrize(
+    ("data", "status"), [(d, s) for _, d, s in TABLE], ids=[i for i, _, _ in TABLE]
+)
 def test_malformed_request_gets_status_and_close(
     mgr: mgpy.Manager, server: tuple[int, App], data: bytes, status: int
 ) -> None:
@@ -225,8 +264,10 @@ class TestSmuggling:
         smuggled = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
         body = b"0\r\n\r\n" + smuggled
         raw = Raw(mgr, port)
-        raw.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        raw.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
         got = raw.read_to_eof()
         raw.close()
         assert got.startswith(b"HTTP/1.1 400 ")
@@ -239,14 +280,16 @@ class TestSmuggling:
     ) -> None:
         port, app = server
         raw = Raw(mgr, port)
-        raw.send(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
-                 b"GET /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx"
-                 b"GET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
+        raw.send(
+            b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx"
+            b"GET /3 HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
         got = raw.read_to_eof()
         raw.close()
         assert got.startswith(b"HTTP/1.1 200 ")
         assert got.count(b"HTTP/1.1 ") == 2
-        second = got[got.index(b"HTTP/1.1 ", 1):]
+        second = got[got.index(b"HTTP/1.1 ", 1) :]
         assert second.startswith(b"HTTP/1.1 400 ")
         assert b"Connection: close" in second
         assert [hm.uri for hm in app.requests] == ["/1"]
@@ -256,8 +299,10 @@ class TestSmuggling:
     ) -> None:
         port, app = server
         raw = Raw(mgr, port)
-        raw.send(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n"
-                 b"0\r\n\r\nGET /smuggled HTTP/1.0\r\n\r\n")
+        raw.send(
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n"
+            b"0\r\n\r\nGET /smuggled HTTP/1.0\r\n\r\n"
+        )
         got = raw.read_to_eof()
         raw.close()
         assert got.startswith(b"HTTP/1.1 400 ")
@@ -284,8 +329,11 @@ class TestErrorsDoNotWait:
             (b"GET /" + b"a" * (LIMITS.max_request_line - 4), 414),
             (b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * (LIMITS.max_header_line - 2), 431),
             (_head_of(LIMITS.max_headers_size + 1), 431),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n"
-             + b"x" * (LIMITS.max_body + 1), 413),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n"
+                + b"x" * (LIMITS.max_body + 1),
+                413,
+            ),
         ],
         ids=["request-line", "header-line", "head", "body"],
     )

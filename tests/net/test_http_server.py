@@ -296,8 +296,9 @@ class TestPipelining:
 class TestExpectContinue:
     def test_100_continue_before_the_body(self, mgr: mgpy.Manager) -> None:
         raw = Raw(mgr, serve(mgr, echo))
-        raw.send(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
-                 b"Expect: 100-continue\r\n\r\n")
+        raw.send(
+            b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
         assert raw.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
         raw.send(b"hello")
         rs = raw.responses(2)
@@ -422,10 +423,13 @@ class TestStreamingBodies:
         port = serve(mgr, h, lim)
         if chunked:
             step = 10000
-            body = b"".join(
-                b"%x\r\n%s\r\n" % (len(payload[i : i + step]), payload[i : i + step])
-                for i in range(0, len(payload), step)
-            ) + b"0\r\n\r\n"
+            body = (
+                b"".join(
+                    b"%x\r\n%s\r\n" % (len(payload[i : i + step]), payload[i : i + step])
+                    for i in range(0, len(payload), step)
+                )
+                + b"0\r\n\r\n"
+            )
             head = b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
         else:
             body = payload
@@ -445,8 +449,9 @@ class TestStreamingBodies:
                 sizes.append(len(hm.body))
                 prefix_ok[0] &= payload.startswith(hm.body)
             elif ev == Ev.HTTP_REQUEST:
-                mgpy.http_reply(c, 200, b"ok" if hm.body == payload else b"bad",
-                                {"Connection": "close"})
+                mgpy.http_reply(
+                    c, 200, b"ok" if hm.body == payload else b"bad", {"Connection": "close"}
+                )
 
         port = serve(mgr, h)
         head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)

@@ -342,7 +342,7 @@ class TestFlowControl:
             s.setblocking(False)
             buf = bytearray()
 
-            def eof() -> bool:
+            def eof(s: socket.socket = s, buf: bytearray = buf) -> bool:
                 try:
                     d = s.recv(100)
                 except BlockingIOError:

@@ -283,9 +283,7 @@ def expected_events(parts: list[tuple[str, str | None, bytes]]) -> list[tuple[An
 # --------------------------------------------------------------------------------
 class TestSplitInvariance:
     @pytest.mark.parametrize("how", ["whole", "one_byte", "random_splits", "chunked_random"])
-    def test_same_events_and_bytes_however_the_body_is_cut(
-        self, server: Any, how: str
-    ) -> None:
+    def test_same_events_and_bytes_however_the_body_is_cut(self, server: Any, how: str) -> None:
         body = form_body(SAMPLE_PARTS)
         limits = Limits(part_data_size=4096)
         rnd = random.Random(1234)
@@ -311,9 +309,7 @@ class TestSplitInvariance:
         cli = run_client(mgr, RawClient(port, pieces), timeout=60)
         assert cli.responses[0].status == 200
         assert rec.requests == [expected_events(SAMPLE_PARTS)]
-        assert json.loads(cli.responses[0].body) == [
-            len(d) for _n, _f, d in SAMPLE_PARTS if d
-        ]
+        assert json.loads(cli.responses[0].body) == [len(d) for _n, _f, d in SAMPLE_PARTS if d]
 
     def test_part_headers_reach_part_begin(self, server: Any) -> None:
         body = form_body([("f", "x.csv", b"1,2\n")], extra_headers={"X-Note": "caf\xe9"})
@@ -332,9 +328,7 @@ class TestSplitInvariance:
         mgr, port = server(rec)
         cli = run_client(mgr, RawClient(port, [post_head("/form", len(body)) + body]))
         assert cli.responses[0].status == 200
-        assert [e[0] for e in rec.requests[0]] == [
-            "REQUEST", "BEGIN", "DATA", "END", "REQUEST_END"
-        ]
+        assert [e[0] for e in rec.requests[0]] == ["REQUEST", "BEGIN", "DATA", "END", "REQUEST_END"]
 
     def test_form_without_parts_ends_cleanly(self, server: Any) -> None:
         body = f"--{BOUNDARY}--\r\n".encode()
@@ -350,8 +344,10 @@ class TestKeepAliveAndPipelining:
         b1 = form_body([("f", "1.txt", b"first")])
         b2 = form_body([("f", "2.txt", b"second" * 10000)])
         wire = (
-            post_head("/form", len(b1)) + b1
-            + post_head("/form", None) + chunked(b2)
+            post_head("/form", len(b1))
+            + b1
+            + post_head("/form", None)
+            + chunked(b2)
             + b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n"
         )
         rec = Recorder()
@@ -374,9 +370,7 @@ class TestKeepAliveAndPipelining:
         assert [r.status for r in cli.responses] == [200, 200]
         assert [r[2] for r in rec.requests] == [("DATA", b"A" * 5000), ("DATA", b"B" * 5000)]
 
-    def test_expect_100_continue_is_answered_after_multipart_request(
-        self, server: Any
-    ) -> None:
+    def test_expect_100_continue_is_answered_after_multipart_request(self, server: Any) -> None:
         body = form_body([("f", "f", b"x" * 100)])
         head = post_head("/form", len(body), extra="Expect: 100-continue\r\n")
         got = bytearray()
@@ -499,7 +493,9 @@ class TestAborts:
         assert cli.responses[0].status == 413 and cli.responses[0].body == b"too big"
         assert cli.eof
         assert events == [
-            ("answered", 0), ("HTTP_PART_END", -1), ("HTTP_MULTIPART_REQUEST_END", -1)
+            ("answered", 0),
+            ("HTTP_PART_END", -1),
+            ("HTTP_MULTIPART_REQUEST_END", -1),
         ]
 
     def test_refusal_at_multipart_request_skips_100_continue(self, server: Any) -> None:
@@ -536,21 +532,40 @@ class TestMalformed:
         "name, ctype, body",
         [
             ("no boundary", "multipart/form-data", form_body([("a", None, b"1")])),
-            ("bad boundary", "multipart/form-data; boundary=" + "x" * 80,
-             form_body([("a", None, b"1")])),
-            ("bad part header", None,
-             f"--{BOUNDARY}\r\nContent-Disposition form-data\r\n\r\nx\r\n--{BOUNDARY}--\r\n"
-             .encode()),
-            ("no content-disposition", None,
-             f"--{BOUNDARY}\r\nX: y\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode()),
-            ("missing final boundary", None,
-             f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\n\r\nxyz'.encode()),
+            (
+                "bad boundary",
+                "multipart/form-data; boundary=" + "x" * 80,
+                form_body([("a", None, b"1")]),
+            ),
+            (
+                "bad part header",
+                None,
+                (
+                    f"--{BOUNDARY}\r\nContent-Disposition form-data\r\n\r\nx\r\n--{BOUNDARY}--\r\n"
+                ).encode(),
+            ),
+            (
+                "no content-disposition",
+                None,
+                f"--{BOUNDARY}\r\nX: y\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+            ),
+            (
+                "missing final boundary",
+                None,
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\n\r\nxyz'.encode(),
+            ),
             ("too many parts", None, form_body([("p", None, b"1")] * 5)),
-            ("oversized part headers", None,
-             f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\nX-Pad: {"p" * 9000}'
-             f"\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode()),
-            ("garbage after boundary", None,
-             f"--{BOUNDARY}junk\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode()),
+            (
+                "oversized part headers",
+                None,
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\nX-Pad: {"p" * 9000}'
+                f"\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+            ),
+            (
+                "garbage after boundary",
+                None,
+                f"--{BOUNDARY}junk\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+            ),
             ("no preamble end", None, b"x" * 20000),
         ],
     )

@@ -367,9 +367,7 @@ class TestOddNamesAndRaces:
         d.mkdir()
         name = os.fsdecode(b"caf\xe9 latin1.txt")
         write(d / name, b"latin-1 named")
-        srv = StaticServer(
-            mgr, mgpy.ServeOpts(document_root=str(d), enable_directory_listing=True)
-        )
+        srv = StaticServer(mgr, mgpy.ServeOpts(document_root=str(d), enable_directory_listing=True))
         html = srv.get("/").body.decode()
         assert 'href="./caf%E9%20latin1.txt"' in html and "caf\ufffd latin1.txt" in html
         r = srv.get("/caf%E9%20latin1.txt")
@@ -450,8 +448,16 @@ class TestListing:
         self, mgr: mgpy.Manager, tmp_path: Path
     ) -> None:
         r_ = tmp_path / "www"
-        for name in ("b.txt", "a.txt", '<img src=x onerror=alert(1)>.txt', 'q"uote&amp.txt',
-                     "javascript:alert(1)", "spa ce.txt", "ü.txt", ".secret"):
+        for name in (
+            "b.txt",
+            "a.txt",
+            "<img src=x onerror=alert(1)>.txt",
+            'q"uote&amp.txt',
+            "javascript:alert(1)",
+            "spa ce.txt",
+            "ü.txt",
+            ".secret",
+        ):
             write(r_ / name, "x")
         (r_ / "zdir").mkdir()
         (r_ / ".hiddendir").mkdir()
@@ -488,8 +494,13 @@ class TestServeFile:
         def handler(c: mgpy.Connection, ev: object, hm: object) -> None:
             if ev == mgpy.Ev.HTTP_REQUEST:
                 assert isinstance(hm, mgpy.HttpMessage)
-                mgpy.serve_file(c, hm, str(root / "big.bin"), mime="application/x-test",
-                                extra_headers={"X-From": "serve_file"})
+                mgpy.serve_file(
+                    c,
+                    hm,
+                    str(root / "big.bin"),
+                    mime="application/x-test",
+                    extra_headers={"X-From": "serve_file"},
+                )
 
         lc = mgr.bind("127.0.0.1:0", handler)
         lc.set_protocol_http_websocket()

@@ -92,9 +92,7 @@ class TestOnTheFlyBrotli:
         assert r.status == 200 and r.h("Content-Encoding") is None
         assert r.h("Vary") is None
 
-    def test_large_file_is_compressed_while_streaming_then_cached(
-        self, srv: StaticServer
-    ) -> None:
+    def test_large_file_is_compressed_while_streaming_then_cached(self, srv: StaticServer) -> None:
         big = JS * 40
         r = srv.get("/big.js", {"Accept-Encoding": "br"})
         assert r.status == 200 and r.h("Content-Encoding") == "br"

@@ -165,13 +165,9 @@ class TestSymlinkPolicy:
         r = srv.get("/inside_link")
         assert (r.status, r.body) == (200, OK)
 
-    def test_follow_symlinks_off_refuses_every_symlink(
-        self, mgr: mgpy.Manager, tree: Path
-    ) -> None:
+    def test_follow_symlinks_off_refuses_every_symlink(self, mgr: mgpy.Manager, tree: Path) -> None:
         www = tree / "www"
-        srv = StaticServer(
-            mgr, mgpy.ServeOpts(document_root=str(www), follow_symlinks=False)
-        )
+        srv = StaticServer(mgr, mgpy.ServeOpts(document_root=str(www), follow_symlinks=False))
         assert srv.get("/inside_link").status == 403
         assert srv.get("/ok.txt").body == OK
         # the ok.txt.br twin is a symlink: with follow_symlinks off it is refused too

@@ -124,11 +124,16 @@ class TestCurl:
         e.write_bytes(b"")
         code, body = curl(
             app.mgr,
-            "-F", "title=my files",
-            "-F", f"file=@{a}",
-            "-F", f"file=@{b};type=image/jpeg",
-            "-F", "note=<-",
-            "-F", f"file=@{e}",
+            "-F",
+            "title=my files",
+            "-F",
+            f"file=@{a}",
+            "-F",
+            f"file=@{b};type=image/jpeg",
+            "-F",
+            "note=<-",
+            "-F",
+            f"file=@{e}",
             app.url,
         )
         assert code == 200
@@ -150,9 +155,7 @@ class TestCurl:
     def test_chunked_upload(self, app: App, tmp_path: Path) -> None:
         f = tmp_path / "c.bin"
         f.write_bytes(os.urandom(2_000_000))
-        code, body = curl(
-            app.mgr, "-H", "Transfer-Encoding: chunked", "-F", f"file=@{f}", app.url
-        )
+        code, body = curl(app.mgr, "-H", "Transfer-Encoding: chunked", "-F", f"file=@{f}", app.url)
         assert code == 200
         assert json.loads(body)["files"] == [{"name": "c.bin", "size": 2_000_000}]
         assert app.files() == {"c.bin": f.read_bytes()}
@@ -221,8 +224,9 @@ class TestSafety:
         cut = body.index(b"b" * 1000) + 200_000
         run_client(
             app.mgr,
-            RawClient(app.port, [post_head("/upload", len(body)) + body[:cut]],
-                      close_after_send=True),
+            RawClient(
+                app.port, [post_head("/upload", len(body)) + body[:cut]], close_after_send=True
+            ),
         )
         run_until(app.mgr, lambda: app.closed == 1)
         # the first file had ended cleanly before the drop: it is kept, the second is gone
@@ -259,7 +263,8 @@ class TestSafety:
             )
             assert cli.responses[0].status == 500
             assert json.loads(cli.responses[0].body) == {
-                "ok": False, "error": "the file could not be written"
+                "ok": False,
+                "error": "the file could not be written",
             }
             assert cli.eof
         finally:
@@ -326,9 +331,7 @@ class TestReplyAndEndpoint:
             body = form_body([("doc", "d.txt", b"ddd")])
             cli = run_client(mgr, RawClient(lc.local[1], [post_head("/x", len(body)) + body]))
         assert cli.responses[0].status == 201 and cli.responses[0].body == b"stored 1"
-        assert saved == [
-            {"name": "d.txt", "size": 3, "path": str(updir / "d.txt"), "field": "doc"}
-        ]
+        assert saved == [{"name": "d.txt", "size": 3, "path": str(updir / "d.txt"), "field": "doc"}]
 
     def test_app_answer_is_not_doubled(self, updir: Path) -> None:
         upload = mgpy.file_upload_handler(lambda c, n: str(updir / n))
@@ -377,7 +380,8 @@ class TestReplyAndEndpoint:
             run_until(mgr, lambda: not t.is_alive(), 20)
         assert result["get"].status_code == 405 and result["get"].headers["Allow"] == "POST"
         assert result["post"].json() == {
-            "ok": True, "files": [{"name": "x.txt", "size": 2}, {"name": "y.bin", "size": 70_000}]
+            "ok": True,
+            "files": [{"name": "x.txt", "size": 2}, {"name": "y.bin", "size": 70_000}],
         }
         assert result["form"].status_code == 400
         assert sorted(os.listdir(updir)) == ["x.txt", "y.bin"]
@@ -425,7 +429,7 @@ def test_one_gib_upload_streams_to_disk_in_bounded_memory(updir: Path) -> None:
         assert p.stdout is not None
         port = int(p.stdout.readline())
         pre = (
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
         ).encode()
         post = f"\r\n--{BOUNDARY}--\r\n".encode()

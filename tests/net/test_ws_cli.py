@@ -107,8 +107,20 @@ def test_push_sends_stats_at_once_and_every_second(cli_server: tuple[Server, int
     assert b0 == 0x81
     s = json.loads(first)
     assert s["type"] == "stats"
-    for field in ("time", "uptime", "connections", "ws_clients", "requests", "rps", "bytes_in",
-                  "bytes_out", "in_rate", "out_rate", "ws_messages", "ws_mps"):
+    for field in (
+        "time",
+        "uptime",
+        "connections",
+        "ws_clients",
+        "requests",
+        "rps",
+        "bytes_in",
+        "bytes_out",
+        "in_rate",
+        "out_rate",
+        "ws_messages",
+        "ws_mps",
+    ):
         assert isinstance(s[field], (int, float)), field
     assert s["ws_clients"] == 1 and s["connections"] >= 1
     b0, second = push.recv_frame(timeout=3)

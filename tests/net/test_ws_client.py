@@ -131,7 +131,9 @@ class TestRequest:
         srv.on_request = lambda c, hm: mgpy.ws_accept(c, protocol="v2.chat")
         cli = Client()
         mgr.connect_ws(
-            f"ws://127.0.0.1:{port}/ws", cli, protocol=["v1.chat", "v2.chat"],
+            f"ws://127.0.0.1:{port}/ws",
+            cli,
+            protocol=["v1.chat", "v2.chat"],
             headers={"X-Token": "abc", "Origin": "http://example.test"},
         )
         run_until(mgr, lambda: cli.data("WS_HANDSHAKE_DONE"))

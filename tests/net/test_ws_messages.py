@@ -282,8 +282,20 @@ class TestProtocolErrors:
             (dict(b0=0x82, payload=b"x" * 10, form=16), 1002),  # non-minimal length
         ],
         ids=[
-            "utf8", "surrogate", "unmasked", "rsv1", "rsv2", "rsv3", "op3", "op7", "opB",
-            "opF", "orphan-continuation", "fragmented-ping", "big-ping", "non-minimal-length",
+            "utf8",
+            "surrogate",
+            "unmasked",
+            "rsv1",
+            "rsv2",
+            "rsv3",
+            "op3",
+            "op7",
+            "opB",
+            "opF",
+            "orphan-continuation",
+            "fragmented-ping",
+            "big-ping",
+            "non-minimal-length",
         ],
     )
     def test_violation_gets_its_close_code_then_tcp_closes(

@@ -46,8 +46,13 @@ def upgrade_request(
     proto: str = "HTTP/1.1",
 ) -> bytes:
     """An opening handshake request, field by field."""
-    lines = [f"{method} {path} {proto}", "Host: 127.0.0.1", f"Upgrade: {upgrade}",
-             f"Connection: {connection}", f"Sec-WebSocket-Key: {key}"]
+    lines = [
+        f"{method} {path} {proto}",
+        "Host: 127.0.0.1",
+        f"Upgrade: {upgrade}",
+        f"Connection: {connection}",
+        f"Sec-WebSocket-Key: {key}",
+    ]
     if version is not None:
         lines.append(f"Sec-WebSocket-Version: {version}")
     head = "\r\n".join(lines) + "\r\n" + extra + "\r\n"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.proto.ws_helpers import cframe, drive, fixed_rng, frame, receive, sframe
 
 from mgpy.errors import LocalProtocolError, RemoteProtocolError
 from mgpy.events import WS_OP_CLOSE, WS_OP_PING, WS_OP_TEXT, WsMessage
 from mgpy.proto.ws import CLOSED, CLOSING, NEED_DATA, OPEN, WsProtocol
+from tests.proto.ws_helpers import cframe, drive, fixed_rng, frame, receive, sframe
 
 SIDES = ["server", "client"]
 VALID_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.proto.ws_helpers import MASK, cframe, drive, fixed_rng, receive, sframe
 
 from mgpy.errors import LimitExceeded, RemoteProtocolError
 from mgpy.events import WsMessage
 from mgpy.proto.ws import CLOSED, NEED_DATA, OPEN, WsProtocol
+from tests.proto.ws_helpers import MASK, cframe, drive, fixed_rng, receive, sframe
 
 SIDES = ["server", "client"]
 

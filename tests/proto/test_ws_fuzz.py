@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.proto.ws_helpers import cframe, drive, fixed_rng, sframe
 
 from mgpy.errors import RemoteProtocolError
 from mgpy.proto.ws import CLOSED, WsProtocol
+from tests.proto.ws_helpers import cframe, drive, fixed_rng, sframe
 
 SEED = 6455
 

@@ -7,10 +7,10 @@ import random
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
-from tests.proto.ws_helpers import drive
 
 from mgpy.events import WS_DONT_FIN, WS_OP_BINARY, WS_OP_CONTINUE, WS_OP_PING, WS_OP_TEXT
 from mgpy.proto.ws import CLOSED, CLOSING, WsProtocol
+from tests.proto.ws_helpers import drive
 
 SIZES = [0, 1, 32, 125, 126, 65535, 65536, 300_000]
 

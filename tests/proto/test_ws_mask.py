@@ -8,9 +8,9 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from tests.proto.ws_helpers import cframe, drive, ref_mask
 
 import mgpy.proto.ws as ws
+from tests.proto.ws_helpers import cframe, drive, ref_mask
 
 c_apply_mask: Callable[[ws.Buffer, ws.Buffer], bytes] | None
 try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.proto.ws_helpers import MASK, cframe, drive, fixed_rng, sframe
 
 from mgpy.errors import LocalProtocolError
 from mgpy.events import (
@@ -15,6 +14,7 @@ from mgpy.events import (
     WS_OP_TEXT,
 )
 from mgpy.proto.ws import OPEN, WsProtocol
+from tests.proto.ws_helpers import MASK, cframe, drive, fixed_rng, sframe
 
 LENGTHS = [0, 1, 125, 126, 65535, 65536, 70000]
 

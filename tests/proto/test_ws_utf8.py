@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.proto.ws_helpers import cframe, drive, receive, sframe
 
 from mgpy.errors import RemoteProtocolError
 from mgpy.proto.ws import WsProtocol
+from tests.proto.ws_helpers import cframe, drive, receive, sframe
 
 SIDES = ["server", "client"]
 
