@@ -34,6 +34,7 @@ test: $(STAMP) sysdeps
 
 lint: $(STAMP)
 	$(BIN)/ruff check mgpy tests examples bench
+	$(BIN)/ruff format --check mgpy tests examples
 	$(BIN)/mypy --strict mgpy
 
 AUTOBAHN_SERVER_CMD := $(BIN)/python -m mgpy --listen 127.0.0.1:{port} --ws-max-message 16777216 --log-level warning
