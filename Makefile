@@ -37,6 +37,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mgpy tests examples
 	$(BIN)/mypy --strict mgpy
 
+# mgpy side by side with aiohttp, uvicorn, websockets and nginx; prints ratios and targets
+bench: $(STAMP)
+	bash bench/setup.sh
+	$(BIN)/python bench/run.py
+
 AUTOBAHN_SERVER_CMD := $(BIN)/python -m mgpy --listen 127.0.0.1:{port} --ws-max-message 16777216 --log-level warning
 AUTOBAHN_CLIENT_CMD := $(BIN)/python examples/ws_autobahn_client.py {url} {agent}
 
