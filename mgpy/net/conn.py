@@ -147,6 +147,7 @@ class Connection:
 
     @property
     def is_websocket(self) -> bool:
+        """True once the connection has switched to WebSocket framing."""
         return bool(self._flags & F.IS_WEBSOCKET)
 
     def _x_get(self) -> dict[str, Any]:
