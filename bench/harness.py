@@ -21,6 +21,7 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -127,6 +128,21 @@ def rss_kib(pid: int) -> int:
 def open_fds(pid: int) -> int:
     """Number of open file descriptors of a process."""
     return len(_listdir(f"/proc/{pid}/fd"))
+
+
+def wait_quiet(max_wait: float, window: float = 0.5, limit_pct: float = 10.0) -> float:
+    """Wait (at most max_wait s) for a window in which the machine was busy < limit_pct.
+
+    Our own servers are idle between runs, so this measures other processes.  Returns the
+    busy percentage of the last window.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0 = machine_busy_seconds()
+        time.sleep(window)
+        pct = (machine_busy_seconds() - b0) * 100.0 / window
+        if pct < limit_pct or time.monotonic() >= deadline:
+            return pct
 
 
 @dataclass
@@ -316,6 +332,8 @@ def wrk(url: str, conns: int, seconds: float, timeout: float | None = None) -> d
     if m:
         errors += sum(int(x) for x in m.groups())
     res["errors"] = errors
+    if res["requests_per_s"] == 0:
+        raise BenchError(f"wrk completed no request: {out.strip()[-300:]!r}")
     if errors:
         raise BenchError(f"wrk saw {errors} errors/non-2xx responses: {out.strip()[-300:]!r}")
     return res
@@ -371,6 +389,40 @@ class HeldGenerator:
             with contextlib.suppress(BrokenPipeError, OSError):
                 self.say("quit")
         self.finish()
+
+
+class IdlePoll:
+    """Hold a PM QoS request of 0 us CPU wake-up latency (/dev/cpu_dma_latency) while open.
+
+    Idle CPUs then poll instead of halting, so waking the server or the generator costs no
+    inter-processor interrupt: in a VM each one is a VM exit that can cost tens of
+    microseconds and makes the push timing swing by 2-3x from run to run.  The request ends
+    when the file is closed (also when this process dies).  Needs root; without it, nothing
+    changes and `active` is False.
+    """
+
+    def __init__(self) -> None:
+        self.fd = -1
+
+    @property
+    def active(self) -> bool:
+        """True while the request is held."""
+        return self.fd >= 0
+
+    def __enter__(self) -> IdlePoll:
+        try:
+            self.fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY | os.O_CLOEXEC)
+            os.write(self.fd, struct.pack("i", 0))
+        except OSError:
+            if self.fd >= 0:
+                os.close(self.fd)
+            self.fd = -1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def make_tempdir() -> Path:

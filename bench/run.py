@@ -10,10 +10,11 @@ peers are measured in one invocation with the same settings: only the ratios mat
 2. Throughput runs in rounds: each round visits every server and metric in turn (a
    warm-up run precedes the first measurement of each).  Every measurement records the CPU
    used by the server, the generator and everything else; a run during which other
-   processes used more than NOISY_PCT of a CPU is "noisy".  Rounds repeat (up to --rounds)
-   only for the cells that have no quiet sample yet.  A cell's value is its best quiet
-   sample (best of all samples, flagged, if none was quiet): interference only ever slows
-   a server down, so the best quiet run is the closest to what the server can do.
+   processes used more than report.NOISY_PCT (15 %) of a CPU is "noisy".  Rounds repeat
+   (up to --rounds) only for the cells that have no quiet sample yet.  A cell's value is
+   its best quiet sample (best of all samples, flagged, if none was quiet): interference
+   only ever slows a server down, so the best quiet run is the closest to what the server
+   can do.
 
 Failures (a server that does not start or dies, errors on the wire) become ERROR cells and
 the run goes on.  The table (with PASS/MISS against the targets; a MISS is never hidden)
@@ -25,10 +26,10 @@ is printed and written to bench/results/latest.json and latest.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import functools
 import importlib.util
-import json
 import os
 import platform
 import shutil
@@ -40,17 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import harness as h
+from report import ROWS, Results, report
 
 PY = sys.executable
 SERVERS = h.BENCH / "servers"
-RESULTS = h.BENCH / "results"
 SUITES = ("tcp", "http", "static", "ws")
 ECHO_CONNS = 50
 IDLE_CONNS = 10_000
 FILE_SMALL = "1k.bin"
 FILE_BIG = "100m.bin"
 BIG_CONNS = 4
-NOISY_PCT = 15.0
 
 
 @dataclass(frozen=True)
@@ -62,104 +62,14 @@ class Settings:
     idle_conns: int
     pushes: int
     rounds: int
+    wait_quiet: float
+    deadline: float  # time.monotonic() after which no extra round starts
     servers: frozenset[str] | None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the report: a metric, the peers it is compared with, and its target."""
-
-    suite: str
-    metric: str
-    label: str
-    unit: str
-    higher_is_better: bool
-    peers: tuple[str, ...]
-    target_peer: str | None = None  # ratio target against this peer
-    target: float | None = None  # ratio (or absolute value when target_peer is None)
-
-
-ROWS = (
-    Row("tcp", "echo", "TCP echo, 32 B x 50 conns", "round trips/s", True, ("asyncio", "uvloop")),
-    Row("tcp", "idle_mem", "TCP memory per idle conn (N=10 000)", "KiB", False,
-        ("asyncio", "uvloop")),
-    Row("http", "hello", "HTTP hello keep-alive (wrk -c50)", "req/s", True,
-        ("uvicorn", "aiohttp"), "uvicorn", 1.5),
-    Row("static", "small", "Static 1 KiB file (wrk -c50)", "req/s", True,
-        ("aiohttp", "nginx"), "aiohttp", 5.0),
-    Row("static", "big", "Static 100 MiB file (4 conns)", "MB/s", True,
-        ("nginx", "aiohttp"), "nginx", 0.9),
-    Row("ws", "echo_small", "WebSocket echo, 32 B text x 50", "round trips/s", True,
-        ("aiohttp", "websockets"), "aiohttp", 1.0),
-    Row("ws", "echo_64k", "WebSocket echo, 64 KiB binary x 50", "round trips/s", True,
-        ("aiohttp", "websockets"), "aiohttp", 1.0),
-    Row("ws", "idle_mem", "WebSocket memory per idle conn (N=10 000)", "KiB", False,
-        ("aiohttp", "websockets"), None, 2.0),
-    Row("ws", "push", "WebSocket push to 10 000 conns (median)", "ms", False,
-        ("aiohttp", "websockets"), "aiohttp", 0.7),
-)
-HIGHER_IS_BETTER = {(r.suite, r.metric): r.higher_is_better for r in ROWS}
-
-
-def fmt(value: float, unit: str) -> str:
-    """Format a number for the table."""
-    if unit in ("KiB", "ms"):
-        return f"{value:,.1f}".replace(",", " ")
-    return f"{value:,.0f}".replace(",", " ")
-
-
-def is_noisy(rec: dict[str, Any]) -> bool:
-    """True when other processes used more than NOISY_PCT of a CPU during the sample."""
-    load = rec.get("load")
-    return load is not None and float(load["other_cpu_pct"]) > NOISY_PCT
-
-
-class Results:
-    """suite -> metric -> server -> list of samples ({"value": ...} or {"error": ...})."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
-
-    def put(self, suite: str, metric: str, server: str, record: dict[str, Any]) -> None:
-        """Store one sample (or an error) and print it."""
-        cell = self.data.setdefault(suite, {}).setdefault(metric, {}).setdefault(server, [])
-        cell.append(record)
-        if "error" in record:
-            print(f"    {server:<10} {metric:<10} ERROR {record['error']}", flush=True)
-            return
-        load = record.get("load")
-        extra = ""
-        if load:
-            extra = (f"  (server CPU {load['server_cpu_pct']:.0f}%, generator "
-                     f"{load['gen_cpu_pct']:.0f}%, other {load['other_cpu_pct']:.0f}%"
-                     f"{', noisy' if is_noisy(record) else ''})")
-        print(f"    {server:<10} {metric:<10} {fmt(record['value'], record['unit'])} "
-              f"{record['unit']}{extra}", flush=True)
-
-    def fail(self, suite: str, metric: str, server: str, msg: str) -> None:
-        """Record that a cell could not be measured."""
-        self.put(suite, metric, server, {"error": msg})
-
-    def best(self, suite: str, metric: str, server: str) -> dict[str, Any] | None:
-        """The cell's value: its best quiet sample, else its best sample, else its error."""
-        samples = self.data.get(suite, {}).get(metric, {}).get(server)
-        if not samples:
-            return None
-        good = [s for s in samples if "error" not in s]
-        if not good:
-            return samples[-1]
-        quiet = [s for s in good if not is_noisy(s)] or good
-        sign = 1.0 if HIGHER_IS_BETTER.get((suite, metric), True) else -1.0
-        return max(quiet, key=lambda s: sign * float(s["value"]))
-
-    def needs_sample(self, suite: str, metric: str, server: str) -> bool:
-        """True while a cell has neither an error nor a quiet sample."""
-        samples = self.data.get(suite, {}).get(metric, {}).get(server, [])
-        return not any("error" in s or not is_noisy(s) for s in samples)
 
 
 def measure(
     res: Results,
+    st: Settings,
     suite: str,
     metric: str,
     server: h.Server,
@@ -167,6 +77,8 @@ def measure(
     fn: Callable[[], tuple[float, dict[str, Any]]],
 ) -> None:
     """Run fn under a CpuMeter and store (value, extras) with the load, or the error."""
+    if st.wait_quiet > 0:
+        h.wait_quiet(st.wait_quiet)
     meter = h.CpuMeter(server.pid)
     try:
         meter.start()
@@ -374,7 +286,11 @@ def ws_prepare(res: Results, st: Settings, server: h.Server) -> None:
     gen, ready = held
     gen_cpu = float(ready.get("cpu_s", 0.0))
     try:
-        for _ in range(st.rounds):  # more batches only while every batch so far was noisy
+        for batch in range(st.rounds):  # more batches only while every batch so far was noisy
+            if batch and time.monotonic() > st.deadline:
+                break
+            if st.wait_quiet > 0:
+                h.wait_quiet(st.wait_quiet)
             meter = h.CpuMeter(server.pid)
             meter.start()
             gen.say("go")
@@ -484,6 +400,9 @@ def run_rounds(
         todo = [(s, j) for s in servers for j in jobs if res.needs_sample(suite, j.metric, s.name)]
         if not todo:
             return
+        if rnd and time.monotonic() > st.deadline:
+            print(f"  [{suite}] time budget used up: no more rounds for noisy cells", flush=True)
+            return
         print(f"  [{suite}] round {rnd + 1}" + (" (repeating noisy cells)" if rnd else ""),
               flush=True)
         for server, job in todo:
@@ -498,119 +417,8 @@ def run_rounds(
                     res.fail(suite, job.metric, server.name, f"warm-up: {e}")
                     continue
                 warmed.add(key)
-            measure(res, suite, job.metric, server, job.unit, functools.partial(job.run, server))
-
-
-@dataclass
-class Line:
-    """The report strings for one Row."""
-
-    values: str
-    ratios: str
-    target: str
-    status: str
-    errors: list[str]
-    noisy: list[str]
-
-
-def judge(res: Results, row: Row) -> Line:
-    """Compute the values, mgpy/peer ratios, target and PASS/MISS/ERROR for one row."""
-    errors: list[str] = []
-    noisy: list[str] = []
-    values: list[str] = []
-    ratios: list[str] = []
-    cells: dict[str, float] = {}
-    for name in ("mgpy", *row.peers):
-        rec = res.best(row.suite, row.metric, name)
-        if rec is None:
-            continue
-        if "error" in rec:
-            values.append(f"{name} ERROR")
-            errors.append(f"{row.label} / {name}: {rec['error']}")
-            continue
-        cells[name] = float(rec["value"])
-        mark = "*" if is_noisy(rec) else ""
-        if mark:
-            noisy.append(f"{row.label} / {name}")
-        values.append(f"{name} {fmt(rec['value'], row.unit)}{mark}")
-    mine = cells.get("mgpy")
-    for peer in row.peers:
-        if mine is not None and cells.get(peer):
-            ratios.append(f"{mine / cells[peer]:.2f}x {peer}")
-    target, status = "-", "-"
-    if row.target is not None:
-        op = ">=" if row.higher_is_better else "<="
-        got: float | None
-        if row.target_peer is None:
-            target = f"{op} {row.target:g} {row.unit}"
-            got = mine
-        else:
-            target = f"{op} {row.target:g}x {row.target_peer}"
-            peer_v = cells.get(row.target_peer)
-            got = mine / peer_v if mine is not None and peer_v else None
-        if got is None:
-            status = "ERROR"
-        elif (got >= row.target) if row.higher_is_better else (got <= row.target):
-            status = "PASS"
-        else:
-            status = "MISS"
-    return Line(" · ".join(values), ", ".join(ratios) or "-", target, status, errors, noisy)
-
-
-def report(res: Results, st: Settings, meta: dict[str, Any], started: float) -> None:
-    """Print the table and write latest.json / latest.md."""
-    rows_out: list[dict[str, Any]] = []
-    notes: list[str] = []
-    noisy: list[str] = []
-    lines = ["| Benchmark | Unit | Results | mgpy ratio | Target | Result |",
-             "|---|---|---|---|---|---|"]
-    for row in ROWS:
-        if row.suite not in res.data:
-            continue
-        ln = judge(res, row)
-        notes.extend(ln.errors)
-        noisy.extend(ln.noisy)
-        status = f"**{ln.status}**" if ln.status in ("MISS", "ERROR") else ln.status
-        lines.append(f"| {row.label} | {row.unit} | {ln.values} | {ln.ratios} | {ln.target} | "
-                     f"{status} |")
-        rows_out.append({"suite": row.suite, "metric": row.metric, "label": row.label,
-                         "unit": row.unit, "values": ln.values, "ratios": ln.ratios,
-                         "target": ln.target, "status": ln.status})
-    load_lines = ["| Run | Server CPU | Generator CPU | Other CPU | Verdict |",
-                  "|---|---|---|---|---|"]
-    for row in ROWS:
-        for name in res.data.get(row.suite, {}).get(row.metric, {}):
-            rec = res.best(row.suite, row.metric, name)
-            load = rec.get("load") if rec else None
-            if not load or row.metric == "push":
-                continue
-            load_lines.append(
-                f"| {row.label} / {name} | {load['server_cpu_pct']:.0f}% | "
-                f"{load['gen_cpu_pct']:.0f}% | {load['other_cpu_pct']:.0f}% | "
-                f"{load['verdict']} |")
-            if load["verdict"].startswith("generator"):
-                notes.append(f"{row.label} / {name}: the generator saturated its CPU; the "
-                             "number is a lower bound for the server")
-    if noisy:
-        notes.append("* measured while other processes used more than "
-                     f"{NOISY_PCT:.0f}% of a CPU in every round (noisy): " + "; ".join(noisy))
-    elapsed = time.monotonic() - started
-    head = (f"mgpy benchmarks, {meta['date']}, {meta['machine']}; servers pinned to CPU "
-            f"{meta['server_cpu']}, generators to CPU {meta['gen_cpu']}; "
-            f"{st.seconds:g} s per throughput run, best quiet run of up to {st.rounds}; "
-            f"total {elapsed:.0f} s.")
-    md = [head, "", *lines, "", "Load check for the runs shown (percent of one CPU):", "",
-          *load_lines]
-    if notes:
-        md += ["", "Notes:", "", *[f"- {n}" for n in notes]]
-    text = "\n".join(md) + "\n"
-    print("\n" + text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text(text)
-    out = {"meta": {**meta, "elapsed_s": round(elapsed, 1)}, "rows": rows_out,
-           "results": res.data, "notes": notes}
-    (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written {RESULTS / 'latest.json'} and {RESULTS / 'latest.md'}")
+            measure(res, st, suite, job.metric, server, job.unit,
+                    functools.partial(job.run, server))
 
 
 def main() -> int:
@@ -625,6 +433,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=None, help="seconds per throughput run")
     ap.add_argument("--rounds", type=int, default=None,
                     help="at most this many rounds while runs are noisy (default 3)")
+    ap.add_argument("--budget", type=float, default=540.0, metavar="SECONDS",
+                    help="no extra round for noisy cells starts after this many seconds "
+                         "(default 540)")
+    ap.add_argument("--no-idle-poll", action="store_true",
+                    help="do not hold /dev/cpu_dma_latency at 0 during the run")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                    help="before each measurement, wait up to SECONDS for other processes "
+                         "to go quiet (for shared machines)")
     args = ap.parse_args()
     only = [s for s in args.only.split(",") if s]
     bad = [s for s in only if s not in SUITES]
@@ -638,6 +454,8 @@ def main() -> int:
         idle_conns=IDLE_CONNS,
         pushes=3 if args.quick else 5,
         rounds=max(1, args.rounds or (1 if args.quick else 3)),
+        wait_quiet=args.wait_quiet,
+        deadline=time.monotonic() + args.budget,
         servers=frozenset(args.servers.split(",")) if args.servers else None,
     )
     nofile = h.raise_nofile()
@@ -656,7 +474,12 @@ def main() -> int:
     started = time.monotonic()
     res = Results()
     tmp = h.make_tempdir()
-    try:
+    with contextlib.ExitStack() as stack:
+        idle_poll = h.IdlePoll()
+        if not args.no_idle_poll:
+            stack.enter_context(idle_poll)
+        meta["idle_poll"] = idle_poll.active
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         for suite in only:
             print(f"[{suite}]", flush=True)
             if suite == "tcp":
@@ -669,9 +492,7 @@ def main() -> int:
                 run_suite(res, st, suite, static_servers(www, tmp), None, static_jobs(st), tmp)
             else:
                 run_suite(res, st, suite, ws_servers(), ws_prepare, ws_jobs(st), tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    report(res, st, meta, started)
+    report(res, meta, started)
     return 0
 
 

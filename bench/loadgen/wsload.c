@@ -204,7 +204,10 @@ static void set_events(conn_t *c, int want_out) {
 static void conn_fail(conn_t *c, const char *why) {
     if (c->state == ST_DEAD) return;
     if (!g_first_error) {
-        snprintf(g_errbuf, sizeof g_errbuf, "%s (errno %d: %s)", why, errno, strerror(errno));
+        if (errno)
+            snprintf(g_errbuf, sizeof g_errbuf, "%s (%s)", why, strerror(errno));
+        else
+            snprintf(g_errbuf, sizeof g_errbuf, "%s", why);
         g_first_error = g_errbuf;
     }
     if (c->state != ST_OPEN) g_pending--;
@@ -602,13 +605,15 @@ static double connect_all(void) {
 /* Service connections until a line arrives on stdin; returns 1 for "go", 0 for quit/EOF. */
 static int wait_stdin(void) {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
-    epoll_ctl(g_epfd, EPOLL_CTL_ADD, 0, &ev);
+    int polled = epoll_ctl(g_epfd, EPOLL_CTL_ADD, 0, &ev) == 0; /* a regular file cannot be */
     for (;;) {
-        if (!loop_once(1000)) continue;
+        if (polled && !loop_once(1000)) continue;
         char line[64];
-        ssize_t n = read(0, line, sizeof line - 1);
-        epoll_ctl(g_epfd, EPOLL_CTL_DEL, 0, NULL);
-        if (n <= 0) return 0;
+        size_t n = 0;
+        ssize_t r;
+        /* one byte at a time, so a second command stays in the pipe for the next call */
+        while (n < sizeof line - 1 && (r = read(0, line + n, 1)) == 1 && line[n] != '\n') n++;
+        if (polled) epoll_ctl(g_epfd, EPOLL_CTL_DEL, 0, NULL);
         line[n] = 0;
         return strncmp(line, "go", 2) == 0;
     }
