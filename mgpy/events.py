@@ -83,6 +83,11 @@ class F(enum.IntFlag):
     USER_5 = 1 << 24
     USER_6 = 1 << 25
 
+    # ``c.flags & F.IS_WEBSOCKET`` runs in every handler: answer it with a plain int at C
+    # speed (Flag.__and__ is Python code, ~0.5 us) -- truth tests and comparisons are unchanged
+    __and__ = int.__and__
+    __rand__ = int.__rand__
+
 
 WS_OP_CONTINUE = 0x0
 WS_OP_TEXT = 0x1

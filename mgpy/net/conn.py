@@ -31,6 +31,10 @@ Data = bytes | bytearray | memoryview | str
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _UDP = int(F.UDP)
+#: flags under which a send is never written straight away
+_NOT_DIRECT = int(F.UDP | F.CONNECTING | F.RESOLVING | F.LISTENING | F.CLOSE_IMMEDIATELY)
+_WRITE = 2  # selectors.EVENT_WRITE
+_FLAG_CACHE: dict[int, F] = {}
 
 
 class Connection:
@@ -58,6 +62,7 @@ class Connection:
         "_on_expire",
         "_proto",
         "_pump",
+        "_sent",
         "_timer",
         "_tls",
         "_x",
@@ -100,6 +105,7 @@ class Connection:
         #: a body producer (e.g. sendfile), see Manager._run_pump
         self._pump: Callable[[Connection, int], int] | None = None
         self._high = limits.send_high_water
+        self._sent = 0  # bytes written by a direct send whose SEND is not delivered yet
 
     # -- handlers and flags -------------------------------------------------------
     @property
@@ -126,7 +132,13 @@ class Connection:
     @property
     def flags(self) -> F:
         """Connection flags (``F``); set SEND_AND_CLOSE, CLOSE_IMMEDIATELY or USER_* here."""
-        return F(self._flags)
+        v = self._flags
+        f = _FLAG_CACHE.get(v)
+        if f is None:
+            f = F(v)
+            if len(_FLAG_CACHE) < 4096:
+                _FLAG_CACHE[v] = f
+        return f
 
     @flags.setter
     def flags(self, value: int) -> None:
@@ -168,8 +180,24 @@ class Connection:
             return 0
         if isinstance(data, str):
             data = data.encode()
-        if self._flags & _UDP:
-            return self.mgr._udp_send(self, data)
+        if self._flags & _NOT_DIRECT:
+            if self._flags & _UDP:
+                return self.mgr._udp_send(self, data)
+        else:
+            mgr = self.mgr
+            if (
+                mgr._cur is not self
+                and not self.send_mbuf._buf
+                and not self._mask & _WRITE
+                and self._pump is None
+                and self._tls is None
+                and self.sock is not None
+            ):
+                # Written straight away when this connection is not the one whose event is
+                # being handled (a push from another connection, a timer, a broadcast): a
+                # loop pushing to many clients becomes back-to-back writes.  Its own
+                # handler's sends are batched and leave in one write after the event.
+                return self._send_now(mgr, data)
         mb = self.send_mbuf
         buf = mb._buf
         n = len(data)
@@ -189,6 +217,31 @@ class Connection:
         if len(mb._buf) > self._high:
             self._above_high = True
         self.mgr._dirty.append(self)
+        return n
+
+    def _send_now(self, mgr: Manager, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as e:
+            self._error = f"send: {e.strerror or e}"
+            self._flags |= _CLOSE_IMMEDIATELY
+            mgr._dirty.append(self)
+            return 0
+        self._nq += n
+        if sent:
+            mgr.bytes_out += sent
+            self._sent += sent  # SEND is delivered after the current event (no re-entry)
+        if sent < n:
+            mb = self.send_mbuf
+            if not mb.append(memoryview(data)[sent:]):
+                self._error = "send queue limit exceeded (Limits.max_send_buffer)"
+                self._flags |= _CLOSE_IMMEDIATELY
+            elif len(mb._buf) > self._high:
+                self._above_high = True
+        mgr._dirty.append(self)
         return n
 
     def printf(self, fmt: str, *args: Any) -> int:

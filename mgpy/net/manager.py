@@ -117,6 +117,8 @@ class Manager:
         self._sel.register(self._rsock, _R, None)
         self._closed = False
         self._stopping = False
+        #: the connection whose event is being delivered (its own sends are batched)
+        self._cur: Connection | None = None
         self._mono = time.monotonic()
         #: traffic counters (bytes read from / written to sockets) for dashboards
         self.bytes_in = 0
@@ -402,6 +404,7 @@ class Manager:
         for c in list(self._conns):
             if c._closed:
                 continue
+            self._cur = c  # fn's sends to c are batched into one write
             try:
                 fn(c, EV_POLL, data)
             except Exception:
@@ -531,6 +534,7 @@ class Manager:
         after = self._after
         for c in list(self._conns):
             if not c._closed:
+                self._cur = c
                 try:
                     c._h(c, EV_POLL, now)
                 except Exception:
@@ -541,8 +545,10 @@ class Manager:
                     or c._flags & _CLOSING
                     or c._pump is not None
                     or not c._mask & _R
+                    or c._sent
                 ):
                     after(c)
+        self._cur = None
         if dirty:
             self._flush_dirty()
         return len(ready)
@@ -559,7 +565,7 @@ class Manager:
             batch = dirty[:]
             dirty.clear()
             for c in batch:
-                if c.send_mbuf._buf or c._flags & _CLOSING or c._pump is not None:
+                if c.send_mbuf._buf or c._flags & _CLOSING or c._pump is not None or c._sent:
                     after(c)
 
     def _drain_wakeup(self) -> None:
@@ -575,6 +581,7 @@ class Manager:
 
     # -- delivering events -------------------------------------------------------------
     def _call(self, c: Connection, ev: Ev, data: Any) -> None:
+        self._cur = c
         try:
             c._h(c, ev, data)
         except Exception:
@@ -593,6 +600,9 @@ class Manager:
         if c._flags & _CLOSE_IMMEDIATELY:
             self._close(c)
             return
+        if c._sent:
+            n, c._sent = c._sent, 0
+            self._call(c, EV_SEND, n)
         if c.send_mbuf._buf and not c._mask & _W and c.sock is not None:
             if c._tls is not None:
                 c._tls.flush()
@@ -641,6 +651,7 @@ class Manager:
             return
         n = len(data)
         self.bytes_in += n
+        self._cur = c
         try:
             buf += data  # fits: we asked for at most the room left
             if len(buf) > mb._size:
