@@ -85,8 +85,8 @@ class F(enum.IntFlag):
 
     # ``c.flags & F.IS_WEBSOCKET`` runs in every handler: answer it with a plain int at C
     # speed (Flag.__and__ is Python code, ~0.5 us) -- truth tests and comparisons are unchanged
-    __and__ = int.__and__
-    __rand__ = int.__rand__
+    __and__ = int.__and__  # type: ignore[assignment]
+    __rand__ = int.__rand__  # type: ignore[assignment]
 
 
 WS_OP_CONTINUE = 0x0
