@@ -244,6 +244,43 @@ class Connection:
         mgr._dirty.append(self)
         return n
 
+    def _sendv(self, head: bytes, body: bytes) -> int:
+        """Send ``head + body`` without joining them (one write when written at once)."""
+        mgr = self.mgr
+        if (
+            mgr._cur is not self
+            and not self._flags & _NOT_DIRECT
+            and not self.send_mbuf._buf
+            and not self._mask & _WRITE
+            and self._pump is None
+            and self._tls is None
+            and self.sock is not None
+        ):
+            try:
+                sent = self.sock.sendmsg((head, body))
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as e:
+                self._error = f"send: {e.strerror or e}"
+                self._flags |= _CLOSE_IMMEDIATELY
+                mgr._dirty.append(self)
+                return 0
+            n = len(head) + len(body)
+            if sent:
+                mgr.bytes_out += sent
+                self._sent += sent
+                self._nq += sent
+            if sent < n:
+                if sent < len(head):
+                    self.send(head[sent:])
+                    self.send(body)
+                else:
+                    self.send(memoryview(body)[sent - len(head) :])
+            else:
+                mgr._dirty.append(self)
+            return n
+        return self.send(head) + self.send(body)
+
     def printf(self, fmt: str, *args: Any) -> int:
         """Queue ``fmt % args`` (UTF-8); return the bytes queued."""
         return self.send(fmt % args if args else fmt)

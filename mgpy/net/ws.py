@@ -54,6 +54,8 @@ _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 _WS_NEED_DATA = _core.NEED_DATA
+#: payloads from this size up go out as header + payload, without joining them
+_BIG_FRAME = 16384
 _OPEN = _core.OPEN
 _CLOSED = _core.CLOSED
 
@@ -295,7 +297,14 @@ def send_websocket_frame(c: Connection, op: int, data: Any = b"") -> None:
             log.warning("%r: %s; closing with 1008", c, c._error)
             ws_close(c, 1008, "slow consumer")
             return
-    c.send(ws.send(op, data))
+    if len(data) < _BIG_FRAME or st.client:
+        c.send(ws.send(op, data))
+        return
+    hdr, payload = ws.send_parts(op, data)  # a big payload is not copied to join its header
+    if payload:
+        c._sendv(hdr, payload)
+    else:
+        c.send(hdr)
 
 
 def ws_close(c: Connection, code: int = 1000, reason: str = "") -> None:

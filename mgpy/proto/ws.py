@@ -578,6 +578,24 @@ class WsProtocol:
             return self._frame(0x80 | op, data)
         return self._send_other(op, data)
 
+    def send_parts(self, op: int, data: bytes) -> tuple[bytes, bytes]:
+        """Like ``send`` but return ``(header, payload)`` for an unmasked (server) data frame.
+
+        Writing the two pieces with scatter-gather I/O (or appending them to a buffer)
+        spares copying a large payload once more to join it to its header.  Anything
+        else (client frames, fragments, control frames) comes back as ``(frame, b"")``.
+        """
+        if (op == 1 or op == 2) and not self._send_frag and self.state == OPEN:
+            if not self._is_client:
+                n = len(data)
+                b0 = 0x80 | op
+                if n < 126:
+                    return bytes((b0, n)), data
+                if n < 0x10000:
+                    return _S16.pack(b0, 126, n), data
+                return _S64.pack(b0, 127, n), data
+        return self.send(op, data), b""
+
     def _send_other(self, op: int, data: bytes) -> bytes:
         """send() for everything but an unfragmented data message."""
         opcode = op & ~WS_DONT_FIN
