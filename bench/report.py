@@ -36,22 +36,84 @@ class Row:
 
 ROWS = (
     Row("tcp", "echo", "TCP echo, 32 B x 50 conns", "round trips/s", True, ("asyncio", "uvloop")),
-    Row("tcp", "idle_mem", "TCP memory per idle conn (N=10 000)", "KiB", False,
-        ("asyncio", "uvloop")),
-    Row("http", "hello", "HTTP hello keep-alive (wrk -c50)", "req/s", True,
-        ("uvicorn", "aiohttp"), "uvicorn", 1.5),
-    Row("static", "small", "Static 1 KiB file (wrk -c50)", "req/s", True,
-        ("aiohttp", "nginx"), "aiohttp", 5.0),
-    Row("static", "big", "Static 100 MiB file (4 conns)", "MB/s", True,
-        ("nginx", "aiohttp"), "nginx", 0.9),
-    Row("ws", "echo_small", "WebSocket echo, 32 B text x 50", "round trips/s", True,
-        ("aiohttp", "websockets"), "aiohttp", 1.0),
-    Row("ws", "echo_64k", "WebSocket echo, 64 KiB binary x 50", "round trips/s", True,
-        ("aiohttp", "websockets"), "aiohttp", 1.0),
-    Row("ws", "idle_mem", "WebSocket memory per idle conn (N=10 000)", "KiB", False,
-        ("aiohttp", "websockets"), None, 2.0),
-    Row("ws", "push", "WebSocket push to 10 000 conns (median)", "ms", False,
-        ("aiohttp", "websockets"), "aiohttp", 0.7),
+    Row(
+        "tcp",
+        "idle_mem",
+        "TCP memory per idle conn (N=10 000)",
+        "KiB",
+        False,
+        ("asyncio", "uvloop"),
+    ),
+    Row(
+        "http",
+        "hello",
+        "HTTP hello keep-alive (wrk -c50)",
+        "req/s",
+        True,
+        ("uvicorn", "aiohttp"),
+        "uvicorn",
+        1.5,
+    ),
+    Row(
+        "static",
+        "small",
+        "Static 1 KiB file (wrk -c50)",
+        "req/s",
+        True,
+        ("aiohttp", "nginx"),
+        "aiohttp",
+        5.0,
+    ),
+    Row(
+        "static",
+        "big",
+        "Static 100 MiB file (4 conns)",
+        "MB/s",
+        True,
+        ("nginx", "aiohttp"),
+        "nginx",
+        0.9,
+    ),
+    Row(
+        "ws",
+        "echo_small",
+        "WebSocket echo, 32 B text x 50",
+        "round trips/s",
+        True,
+        ("aiohttp", "websockets"),
+        "aiohttp",
+        1.0,
+    ),
+    Row(
+        "ws",
+        "echo_64k",
+        "WebSocket echo, 64 KiB binary x 50",
+        "round trips/s",
+        True,
+        ("aiohttp", "websockets"),
+        "aiohttp",
+        1.0,
+    ),
+    Row(
+        "ws",
+        "idle_mem",
+        "WebSocket memory per idle conn (N=10 000)",
+        "KiB",
+        False,
+        ("aiohttp", "websockets"),
+        None,
+        2.0,
+    ),
+    Row(
+        "ws",
+        "push",
+        "WebSocket push to 10 000 conns (median)",
+        "ms",
+        False,
+        ("aiohttp", "websockets"),
+        "aiohttp",
+        0.7,
+    ),
 )
 HIGHER_IS_BETTER = {(r.suite, r.metric): r.higher_is_better for r in ROWS}
 
@@ -85,11 +147,16 @@ class Results:
         load = record.get("load")
         extra = ""
         if load:
-            extra = (f"  (server CPU {load['server_cpu_pct']:.0f}%, generator "
-                     f"{load['gen_cpu_pct']:.0f}%, other {load['other_cpu_pct']:.0f}%"
-                     f"{', noisy' if is_noisy(record) else ''})")
-        print(f"    {server:<10} {metric:<10} {fmt(record['value'], record['unit'])} "
-              f"{record['unit']}{extra}", flush=True)
+            extra = (
+                f"  (server CPU {load['server_cpu_pct']:.0f}%, generator "
+                f"{load['gen_cpu_pct']:.0f}%, other {load['other_cpu_pct']:.0f}%"
+                f"{', noisy' if is_noisy(record) else ''})"
+            )
+        print(
+            f"    {server:<10} {metric:<10} {fmt(record['value'], record['unit'])} "
+            f"{record['unit']}{extra}",
+            flush=True,
+        )
 
     def fail(self, suite: str, metric: str, server: str, msg: str) -> None:
         """Record that a cell could not be measured."""
@@ -161,7 +228,8 @@ def judge(res: Results, row: Row) -> Line:
             peer_v = cells.get(row.target_peer)
             got = mine / peer_v if mine is not None and peer_v else None
         ran = res.best(row.suite, row.metric, "mgpy") is not None and (
-            row.target_peer is None or res.best(row.suite, row.metric, row.target_peer) is not None)
+            row.target_peer is None or res.best(row.suite, row.metric, row.target_peer) is not None
+        )
         if not ran:
             status = "-"  # excluded with --servers
         elif got is None:
@@ -178,8 +246,10 @@ def report(res: Results, meta: dict[str, Any], started: float) -> None:
     rows_out: list[dict[str, Any]] = []
     notes: list[str] = []
     noisy: list[str] = []
-    lines = ["| Benchmark | Unit | Results | mgpy ratio | Target | Result |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| Benchmark | Unit | Results | mgpy ratio | Target | Result |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in ROWS:
         if row.suite not in res.data:
             continue
@@ -187,13 +257,25 @@ def report(res: Results, meta: dict[str, Any], started: float) -> None:
         notes.extend(ln.errors)
         noisy.extend(ln.noisy)
         status = f"**{ln.status}**" if ln.status in ("MISS", "ERROR") else ln.status
-        lines.append(f"| {row.label} | {row.unit} | {ln.values} | {ln.ratios} | {ln.target} | "
-                     f"{status} |")
-        rows_out.append({"suite": row.suite, "metric": row.metric, "label": row.label,
-                         "unit": row.unit, "values": ln.values, "ratios": ln.ratios,
-                         "target": ln.target, "status": ln.status})
-    load_lines = ["| Run | Server CPU | Generator CPU | Other CPU | Verdict |",
-                  "|---|---|---|---|---|"]
+        lines.append(
+            f"| {row.label} | {row.unit} | {ln.values} | {ln.ratios} | {ln.target} | {status} |"
+        )
+        rows_out.append(
+            {
+                "suite": row.suite,
+                "metric": row.metric,
+                "label": row.label,
+                "unit": row.unit,
+                "values": ln.values,
+                "ratios": ln.ratios,
+                "target": ln.target,
+                "status": ln.status,
+            }
+        )
+    load_lines = [
+        "| Run | Server CPU | Generator CPU | Other CPU | Verdict |",
+        "|---|---|---|---|---|",
+    ]
     for row in ROWS:
         for name in res.data.get(row.suite, {}).get(row.metric, {}):
             rec = res.best(row.suite, row.metric, name)
@@ -203,29 +285,47 @@ def report(res: Results, meta: dict[str, Any], started: float) -> None:
             load_lines.append(
                 f"| {row.label} / {name} | {load['server_cpu_pct']:.0f}% | "
                 f"{load['gen_cpu_pct']:.0f}% | {load['other_cpu_pct']:.0f}% | "
-                f"{load['verdict']} |")
+                f"{load['verdict']} |"
+            )
             if load["verdict"].startswith("generator"):
-                notes.append(f"{row.label} / {name}: the generator saturated its CPU; the "
-                             "number is a lower bound for the server")
+                notes.append(
+                    f"{row.label} / {name}: the generator saturated its CPU; the "
+                    "number is a lower bound for the server"
+                )
     if noisy:
-        notes.append("* measured while other processes used more than "
-                     f"{NOISY_PCT:.0f}% of a CPU in every round (noisy): " + "; ".join(noisy))
+        notes.append(
+            "* measured while other processes used more than "
+            f"{NOISY_PCT:.0f}% of a CPU in every round (noisy): " + "; ".join(noisy)
+        )
     elapsed = time.monotonic() - started
-    head = (f"mgpy benchmarks, {meta['date']}, {meta['machine']}; servers pinned to CPU "
-            f"{meta['server_cpu']}, generators to CPU {meta['gen_cpu']}; "
-            f"{'idle CPUs poll (cpu_dma_latency 0); ' if meta['idle_poll'] else ''}"
-            f"{meta['seconds']:g} s per throughput run, best quiet run of up to "
-            f"{meta['rounds']}; "
-            f"total {elapsed:.0f} s.")
-    md = [head, "", *lines, "", "Load check for the runs shown (percent of one CPU):", "",
-          *load_lines]
+    head = (
+        f"mgpy benchmarks, {meta['date']}, {meta['machine']}; servers pinned to CPU "
+        f"{meta['server_cpu']}, generators to CPU {meta['gen_cpu']}; "
+        f"{'idle CPUs poll (cpu_dma_latency 0); ' if meta['idle_poll'] else ''}"
+        f"{meta['seconds']:g} s per throughput run, best quiet run of up to "
+        f"{meta['rounds']}; "
+        f"total {elapsed:.0f} s."
+    )
+    md = [
+        head,
+        "",
+        *lines,
+        "",
+        "Load check for the runs shown (percent of one CPU):",
+        "",
+        *load_lines,
+    ]
     if notes:
         md += ["", "Notes:", "", *[f"- {n}" for n in notes]]
     text = "\n".join(md) + "\n"
     print("\n" + text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(text)
-    out = {"meta": {**meta, "elapsed_s": round(elapsed, 1)}, "rows": rows_out,
-           "results": res.data, "notes": notes}
+    out = {
+        "meta": {**meta, "elapsed_s": round(elapsed, 1)},
+        "rows": rows_out,
+        "results": res.data,
+        "notes": notes,
+    }
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"written {RESULTS / 'latest.json'} and {RESULTS / 'latest.md'}")

@@ -88,8 +88,9 @@ def measure(
         msg = str(e) if server.alive() else f"{e}; server died: {server.tail()}"
         res.fail(suite, metric, server.name, msg)
         return
-    res.put(suite, metric, server.name,
-            {"value": value, "unit": unit, "load": load.as_dict(), **extra})
+    res.put(
+        suite, metric, server.name, {"value": value, "unit": unit, "load": load.as_dict(), **extra}
+    )
 
 
 def idle_memory(
@@ -104,18 +105,29 @@ def idle_memory(
     try:
         ready = gen.read_json(180)
         if ready.get("event") != "ready" or ready.get("conns") != n or ready.get("errors"):
-            raise h.BenchError(f"only {ready.get('conns')} of {n} connections opened "
-                               f"({ready.get('errors')} errors)")
+            raise h.BenchError(
+                f"only {ready.get('conns')} of {n} connections opened "
+                f"({ready.get('errors')} errors)"
+            )
         time.sleep(0.5)
         after = h.rss_kib(server.pid)
     except h.BenchError as e:
         gen.close()
         res.fail(suite, "idle_mem", server.name, str(e))
         return None
-    res.put(suite, "idle_mem", server.name, {
-        "value": (after - base_rss) / n, "unit": "KiB", "rss_before_kib": base_rss,
-        "rss_after_kib": after, "conns": n, "connect_s": ready.get("connect_s"),
-    })
+    res.put(
+        suite,
+        "idle_mem",
+        server.name,
+        {
+            "value": (after - base_rss) / n,
+            "unit": "KiB",
+            "rss_before_kib": base_rss,
+            "rss_after_kib": after,
+            "conns": n,
+            "connect_s": ready.get("connect_s"),
+        },
+    )
     return gen, ready
 
 
@@ -137,6 +149,7 @@ PREPARED = {"tcp": ("idle_mem",), "ws": ("idle_mem", "push")}
 
 # ---------------------------------------------------------------- suites
 
+
 def tcp_servers() -> ServerList:
     """Name, argv and port of every TCP echo server."""
     script = str(SERVERS / "asyncio_tcp_echo.py")
@@ -155,8 +168,9 @@ def tcp_prepare(res: Results, st: Settings, server: h.Server) -> None:
     port = str(server.port)
     h.wsload(["tcp", h.HOST, port, "1", "32", "0.3"], 30)
     fds = h.open_fds(server.pid)
-    held = idle_memory(res, "tcp", server, ["tcphold", h.HOST, port, str(st.idle_conns)],
-                       st.idle_conns)
+    held = idle_memory(
+        res, "tcp", server, ["tcphold", h.HOST, port, str(st.idle_conns)], st.idle_conns
+    )
     if held:
         held[0].close()
     server.wait_fds_below(fds + 10)
@@ -164,6 +178,7 @@ def tcp_prepare(res: Results, st: Settings, server: h.Server) -> None:
 
 def tcp_jobs(st: Settings) -> list[Job]:
     """32-byte echo round trips over 50 connections."""
+
     def args(server: h.Server, secs: float) -> list[str]:
         return ["tcp", h.HOST, str(server.port), str(ECHO_CONNS), "32", f"{secs:g}"]
 
@@ -187,6 +202,7 @@ def http_servers() -> ServerList:
 
 def http_jobs(st: Settings) -> list[Job]:
     """wrk -t1 -c50 against GET /."""
+
     def url(server: h.Server) -> str:
         return f"http://{h.HOST}:{server.port}/"
 
@@ -209,21 +225,37 @@ def static_servers(www: Path, tmp: Path) -> ServerList:
         import grp
         import pwd
 
-        user_line = (f"user {pwd.getpwuid(os.getuid()).pw_name} "
-                     f"{grp.getgrgid(os.getgid()).gr_name};")
+        user_line = f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};"
     conf = (h.BENCH / "nginx.conf").read_text()
-    for key, val in (("USER_LINE", user_line), ("PREFIX", str(prefix)), ("PORT", str(p_nginx)),
-                     ("ROOT", str(www))):
+    for key, val in (
+        ("USER_LINE", user_line),
+        ("PREFIX", str(prefix)),
+        ("PORT", str(p_nginx)),
+        ("ROOT", str(www)),
+    ):
         conf = conf.replace(f"@{key}@", val)
     (prefix / "nginx.conf").write_text(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     return [
-        ("mgpy", [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}"],
-         p_mgpy),
-        ("nginx", [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-                   "-e", str(prefix / "error.log")], p_nginx),
-        ("aiohttp", [PY, str(SERVERS / "aiohttp_static.py"), "--port", str(p_aio),
-                     "--root", str(www)], p_aio),
+        ("mgpy", [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}"], p_mgpy),
+        (
+            "nginx",
+            [
+                nginx,
+                "-p",
+                str(prefix),
+                "-c",
+                str(prefix / "nginx.conf"),
+                "-e",
+                str(prefix / "error.log"),
+            ],
+            p_nginx,
+        ),
+        (
+            "aiohttp",
+            [PY, str(SERVERS / "aiohttp_static.py"), "--port", str(p_aio), "--root", str(www)],
+            p_aio,
+        ),
     ]
 
 
@@ -239,6 +271,7 @@ def make_files(www: Path) -> None:
 
 def static_jobs(st: Settings) -> list[Job]:
     """wrk -c50 on the 1 KiB file; wsload get with 4 connections on the 100 MiB file."""
+
     def url(server: h.Server) -> str:
         return f"http://{h.HOST}:{server.port}/{FILE_SMALL}"
 
@@ -252,8 +285,10 @@ def static_jobs(st: Settings) -> list[Job]:
         return h.wrk(url(server), ECHO_CONNS, st.seconds)["requests_per_s"], {}
 
     def get(server: h.Server, secs: float) -> dict[str, Any]:
-        return h.wsload(["get", h.HOST, str(server.port), f"/{FILE_BIG}", str(BIG_CONNS),
-                         f"{secs:g}"], secs + 60)
+        return h.wsload(
+            ["get", h.HOST, str(server.port), f"/{FILE_BIG}", str(BIG_CONNS), f"{secs:g}"],
+            secs + 60,
+        )
 
     def big(server: h.Server) -> tuple[float, dict[str, Any]]:
         r = get(server, st.seconds)
@@ -277,8 +312,9 @@ def ws_prepare(res: Results, st: Settings, server: h.Server) -> None:
     h.wsload(["echo", h.HOST, port, "/", "2", "32", "0.3"], 30)
     fds = h.open_fds(server.pid)
     n = st.idle_conns
-    held = idle_memory(res, "ws", server,
-                       ["push", h.HOST, port, "/", str(n), str(st.pushes), "--wait"], n)
+    held = idle_memory(
+        res, "ws", server, ["push", h.HOST, port, "/", str(n), str(st.pushes), "--wait"], n
+    )
     if held is None:
         res.fail("ws", "push", server.name, "the connections for the push could not be opened")
         server.wait_fds_below(fds + 10)
@@ -298,13 +334,23 @@ def ws_prepare(res: Results, st: Settings, server: h.Server) -> None:
             load = meter.stop(gen_cpu_override=float(r["cpu_s"]) - gen_cpu)
             gen_cpu = float(r["cpu_s"])
             if r.get("errors") or r.get("missing") or r.get("bad"):
-                raise h.BenchError(f"push: {r.get('missing')} messages missing, "
-                                   f"{r.get('bad')} wrong, {r.get('errors')} connection errors")
-            res.put("ws", "push", server.name, {
-                "value": r["push_ms_median"], "unit": "ms", "runs_ms": r["push_ms"],
-                "from_send_ms": r["push_ms_from_send"], "conns": r["conns"],
-                "load": load.as_dict(),
-            })
+                raise h.BenchError(
+                    f"push: {r.get('missing')} messages missing, "
+                    f"{r.get('bad')} wrong, {r.get('errors')} connection errors"
+                )
+            res.put(
+                "ws",
+                "push",
+                server.name,
+                {
+                    "value": r["push_ms_median"],
+                    "unit": "ms",
+                    "runs_ms": r["push_ms"],
+                    "from_send_ms": r["push_ms_from_send"],
+                    "conns": r["conns"],
+                    "load": load.as_dict(),
+                },
+            )
             if not res.needs_sample("ws", "push", server.name):
                 break
     except h.BenchError as e:
@@ -318,9 +364,18 @@ def ws_jobs(st: Settings) -> list[Job]:
     """Echo round trips over 50 WebSockets: 32-byte text and 64 KiB binary messages."""
     jobs = []
     for metric, size, kind in (("echo_small", 32, "text"), ("echo_64k", 65536, "binary")):
+
         def args(server: h.Server, secs: float, size: int = size, kind: str = kind) -> list[str]:
-            return ["echo", h.HOST, str(server.port), "/", str(ECHO_CONNS), str(size),
-                    f"{secs:g}", kind]
+            return [
+                "echo",
+                h.HOST,
+                str(server.port),
+                "/",
+                str(ECHO_CONNS),
+                str(size),
+                f"{secs:g}",
+                kind,
+            ]
 
         def run(server: h.Server, args: Any = args) -> tuple[float, dict[str, Any]]:
             r = h.wsload(args(server, st.seconds), st.seconds + 60)
@@ -334,6 +389,7 @@ def ws_jobs(st: Settings) -> list[Job]:
 
 
 # ---------------------------------------------------------------- driver
+
 
 def mgpy_missing() -> str | None:
     """Why mgpy's servers cannot run yet, or None."""
@@ -377,8 +433,10 @@ def run_suite(
             started.append(server)
         if prepare is not None:
             for server in started:
-                print(f"  [{suite}] {server.name}: memory" + (" and push" if suite == "ws" else ""),
-                      flush=True)
+                print(
+                    f"  [{suite}] {server.name}: memory" + (" and push" if suite == "ws" else ""),
+                    flush=True,
+                )
                 try:
                     prepare(res, st, server)
                 except h.BenchError as e:
@@ -403,8 +461,9 @@ def run_rounds(
         if rnd and time.monotonic() > st.deadline:
             print(f"  [{suite}] time budget used up: no more rounds for noisy cells", flush=True)
             return
-        print(f"  [{suite}] round {rnd + 1}" + (" (repeating noisy cells)" if rnd else ""),
-              flush=True)
+        print(
+            f"  [{suite}] round {rnd + 1}" + (" (repeating noisy cells)" if rnd else ""), flush=True
+        )
         for server, job in todo:
             if not server.alive():
                 res.fail(suite, job.metric, server.name, f"server died: {server.tail()}")
@@ -417,30 +476,50 @@ def run_rounds(
                     res.fail(suite, job.metric, server.name, f"warm-up: {e}")
                     continue
                 warmed.add(key)
-            measure(res, st, suite, job.metric, server, job.unit,
-                    functools.partial(job.run, server))
+            measure(
+                res, st, suite, job.metric, server, job.unit, functools.partial(job.run, server)
+            )
 
 
 def main() -> int:
     """Parse options, run the chosen suites, report."""
     ap = argparse.ArgumentParser(description="mgpy benchmarks (see bench/README.md)")
-    ap.add_argument("--only", default=",".join(SUITES),
-                    help="comma-separated suites to run: tcp,http,static,ws")
-    ap.add_argument("--quick", action="store_true",
-                    help="3 s runs, one round, 3 pushes (a smoke test)")
-    ap.add_argument("--servers", default=None,
-                    help="comma-separated server names to run (default: all)")
+    ap.add_argument(
+        "--only", default=",".join(SUITES), help="comma-separated suites to run: tcp,http,static,ws"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="3 s runs, one round, 3 pushes (a smoke test)"
+    )
+    ap.add_argument(
+        "--servers", default=None, help="comma-separated server names to run (default: all)"
+    )
     ap.add_argument("--seconds", type=float, default=None, help="seconds per throughput run")
-    ap.add_argument("--rounds", type=int, default=None,
-                    help="at most this many rounds while runs are noisy (default 3)")
-    ap.add_argument("--budget", type=float, default=540.0, metavar="SECONDS",
-                    help="no extra round for noisy cells starts after this many seconds "
-                         "(default 540)")
-    ap.add_argument("--no-idle-poll", action="store_true",
-                    help="do not hold /dev/cpu_dma_latency at 0 during the run")
-    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                    help="before each measurement, wait up to SECONDS for other processes "
-                         "to go quiet (for shared machines)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="at most this many rounds while runs are noisy (default 3)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=540.0,
+        metavar="SECONDS",
+        help="no extra round for noisy cells starts after this many seconds (default 540)",
+    )
+    ap.add_argument(
+        "--no-idle-poll",
+        action="store_true",
+        help="do not hold /dev/cpu_dma_latency at 0 during the run",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement, wait up to SECONDS for other processes "
+        "to go quiet (for shared machines)",
+    )
     args = ap.parse_args()
     only = [s for s in args.only.split(",") if s]
     bad = [s for s in only if s not in SUITES]
@@ -460,16 +539,23 @@ def main() -> int:
     )
     nofile = h.raise_nofile()
     if nofile < st.idle_conns + 100:
-        print(f"warning: RLIMIT_NOFILE hard limit {nofile} < {st.idle_conns + 100}; "
-              "the 10 000-connection runs will fail", file=sys.stderr)
+        print(
+            f"warning: RLIMIT_NOFILE hard limit {nofile} < {st.idle_conns + 100}; "
+            "the 10 000-connection runs will fail",
+            file=sys.stderr,
+        )
     if h.SERVER_CPU is None:
         print("warning: fewer than 2 CPUs or no taskset; running unpinned", file=sys.stderr)
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-                   f"{platform.python_version()}",
-        "server_cpu": h.SERVER_CPU, "gen_cpu": h.GEN_CPU, "seconds": st.seconds,
-        "rounds": st.rounds, "quick": args.quick, "suites": only,
+        f"{platform.python_version()}",
+        "server_cpu": h.SERVER_CPU,
+        "gen_cpu": h.GEN_CPU,
+        "seconds": st.seconds,
+        "rounds": st.rounds,
+        "quick": args.quick,
+        "suites": only,
     }
     started = time.monotonic()
     res = Results()

@@ -31,7 +31,9 @@ def test_quick_start_serves_files_echoes_and_pushes(tmp_path: Path) -> None:
     (tmp_path / "web_root" / "index.html").write_text("<h1>hello</h1>")
     script = tmp_path / "quick.py"
     script.write_text(code)
-    p = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert p.stdout is not None
         port = int(p.stdout.readline())

@@ -44,9 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     app = web.Application()
     app.router.add_get("/", ws_handler)
-    web.run_app(
-        app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=1024
-    )
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=1024)
 
 
 if __name__ == "__main__":
