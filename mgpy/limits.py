@@ -23,7 +23,7 @@ class Limits:
 
     # --- connections -----------------------------------------------------
     #: bytes asked of one recv() call (asyncio reads 256 KiB, mongoose 1-2 KiB)
-    recv_size: int = 64 * KiB
+    recv_size: int = 256 * KiB
     #: recv_mbuf cap: reading pauses while it is full (mongoose recv_mbuf_limit)
     max_recv_buffer: int = 1 * MiB
     #: send_mbuf hard cap: a send past it closes the connection with an ERROR

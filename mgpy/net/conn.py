@@ -34,6 +34,8 @@ _UDP = int(F.UDP)
 #: flags under which a send is never written straight away
 _NOT_DIRECT = int(F.UDP | F.CONNECTING | F.RESOLVING | F.LISTENING | F.CLOSE_IMMEDIATELY)
 _WRITE = 2  # selectors.EVENT_WRITE
+#: a body this large is written at once even from its own handler: batching gains nothing
+_DIRECT_BIG = 16384
 _FLAG_CACHE: dict[int, F] = {}
 
 
@@ -248,7 +250,7 @@ class Connection:
         """Send ``head + body`` without joining them (one write when written at once)."""
         mgr = self.mgr
         if (
-            mgr._cur is not self
+            (mgr._cur is not self or len(body) >= _DIRECT_BIG)
             and not self._flags & _NOT_DIRECT
             and not self.send_mbuf._buf
             and not self._mask & _WRITE

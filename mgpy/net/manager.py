@@ -117,6 +117,8 @@ class Manager:
         self._sel.register(self._rsock, _R, None)
         self._closed = False
         self._stopping = False
+        self._scratch = bytearray(self.limits.recv_size)
+        self._scratch_view = memoryview(self._scratch)
         #: the connection whose event is being delivered (its own sends are batched)
         self._cur: Connection | None = None
         self._mono = time.monotonic()
@@ -636,8 +638,12 @@ class Manager:
                 return
             if room < want:
                 want = room
+        scratch = self._scratch
+        if want > len(scratch):
+            scratch = self._grow_scratch(want)
         try:
-            data = c.sock.recv(want)
+            # one shared scratch buffer: big reads without a big allocation per recv()
+            n = c.sock.recv_into(scratch, want)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
@@ -646,23 +652,30 @@ class Manager:
             else:
                 self._fail(c, f"recv: {e.strerror or e}")
             return
-        if not data:
+        if not n:
             self._on_eof(c)
             return
-        n = len(data)
         self.bytes_in += n
         self._cur = c
+        data = self._scratch_view[:n]
         try:
             buf += data  # fits: we asked for at most the room left
             if len(buf) > mb._size:
                 mb._grow_for(len(buf))
         except BufferError:  # a memoryview of recv_mbuf is alive: move the data
             mb.append(data)
+        data.release()
         try:
             c._h(c, EV_RECV, n)
         except Exception:
             self._handler_raised(c, EV_RECV)
         self._after(c)
+
+    def _grow_scratch(self, size: int) -> bytearray:
+        self._scratch_view.release()
+        self._scratch = bytearray(size)
+        self._scratch_view = memoryview(self._scratch)
+        return self._scratch
 
     def _on_eof(self, c: Connection) -> None:
         """The peer closed its sending side: send what is queued, then close."""

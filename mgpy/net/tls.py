@@ -492,7 +492,8 @@ class _Tls:
         """Read the socket into the incoming BIO; False when nothing arrived or on error."""
         c = self.c
         try:
-            data = c.sock.recv(c.limits.recv_size)
+            # at most 64 KiB: a bigger recv() buffer is a fresh mmap per call in glibc
+            data = c.sock.recv(min(c.limits.recv_size, 65536))
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as e:
