@@ -24,7 +24,6 @@ connection (logged with ``logging.getLogger("mgpy")``).
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import errno
 import heapq
 import itertools
@@ -39,8 +38,9 @@ from typing import Any
 from ..errors import Error
 from ..events import Ev, F
 from ..limits import Limits
-from .addr import Addr, Resolver, parse_addr
+from .addr import Resolver, parse_addr
 from .conn import Connection, Handler
+from .dial import _K_CONNECT, Dialer
 
 __all__ = ["Connection", "Manager"]
 
@@ -72,7 +72,6 @@ _CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 _K_TIMER = 0  # user set_timer
 _K_EXPIRE = 1  # protocol deadline (c._expire_at)
 _K_CALL = 2  # internal call_later
-_K_CONNECT = 3  # connect timeout
 
 #: seconds a listener rests after accept() fails for lack of file descriptors
 _EMFILE_PAUSE = 0.1
@@ -82,7 +81,7 @@ _ACCEPT_BATCH = 64
 _PUMP_BUDGET = 4 * 1024 * 1024
 
 
-class Manager:
+class Manager(Dialer):
     """Owns connections and runs the event loop, one ``poll`` at a time.
 
     Example::
@@ -229,160 +228,6 @@ class Manager:
         return c
 
     # -- connecting -------------------------------------------------------------
-    def connect(
-        self,
-        addr: str,
-        handler: Handler,
-        *,
-        limits: Limits | None = None,
-        user_data: Any = None,
-        tls: Any = None,
-    ) -> Connection:
-        """Open an outbound connection to ``addr`` (``"tcp://host:port"``, ``"udp://..."``).
-
-        Returns at once; CONNECT is always delivered later with status 0 on
-        success or a non-zero errno-like code (refused, timed out, DNS failure),
-        and after a failure CLOSE follows.  Host names resolve on a worker thread.
-        """
-        self._check_open()
-        a = parse_addr(addr, "tcp", need_host=True)
-        return self._connect_addr(a, handler, limits, user_data, tls)
-
-    def connect_http(
-        self,
-        url: str,
-        handler: Handler,
-        method: str | None = None,
-        headers: Any = None,
-        body: bytes | str | None = None,
-        **opts: Any,
-    ) -> Connection:
-        """Send an HTTP request to ``url``; the handler gets HTTP_CHUNK* and HTTP_REPLY.
-
-        ``method`` defaults to GET (POST when a ``body`` is given); ``user:pass@``
-        in the URL sends Basic credentials (and answers a Digest challenge once).
-        """
-        from .client import connect_http
-
-        self._check_open()
-        return connect_http(self, url, handler, method, headers, body, **opts)
-
-    def connect_ws(
-        self,
-        url: str,
-        handler: Handler,
-        protocol: str | list[str] | None = None,
-        headers: Any = None,
-        **opts: Any,
-    ) -> Connection:
-        """Open a WebSocket to ``url``; the handler gets WS_HANDSHAKE_DONE, then WS_FRAME..."""
-        from .client import connect_ws
-
-        self._check_open()
-        return connect_ws(self, url, handler, protocol, headers, **opts)
-
-    def _connect_addr(
-        self, a: Addr, handler: Handler, limits: Limits | None, user_data: Any, tls: Any
-    ) -> Connection:
-        lim = limits if limits is not None else self.limits
-        c = Connection(self, None, handler, lim)
-        c._flags = _CONNECTING | (_UDP if a.udp else 0)
-        c.user_data = user_data
-        x = c._x_get()
-        x["addr"] = a
-        if tls is not None or a.tls:
-            from .tls import prepare_client_tls
-
-            x["tls"] = prepare_client_tls(tls, a.udp)  # bad CA/cert files raise here
-        self._conns[c] = None
-        if lim.connect_timeout:
-            self._push(self._mono + lim.connect_timeout, _K_CONNECT, c, None)
-        fam = a.numeric_family()
-        kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
-        if fam is not None:
-            sa = (a.host, a.port) if fam == socket.AF_INET else (a.host, a.port, 0, 0)
-            self._soon.append((self._start_connect, (c, [(fam, kind, 0, "", sa)])))
-        else:
-            c._flags |= _RESOLVING
-            fut: concurrent.futures.Future[object] = concurrent.futures.Future()
-            fut.add_done_callback(lambda f: self._post(self._resolved, c, f))
-            self._resolver.resolve(a.host, a.port, a.udp, fut)
-        return c
-
-    def _resolved(self, c: Connection, fut: concurrent.futures.Future[object]) -> None:
-        if c._closed:
-            return
-        c._flags &= ~_RESOLVING
-        exc = fut.exception()
-        if exc is not None:
-            code = getattr(exc, "errno", None) or errno.EHOSTUNREACH
-            host = c._x_get()["addr"].host
-            self._connect_failed(c, int(code), f"cannot resolve {host!r}: {exc}")
-            return
-        infos = fut.result()
-        assert isinstance(infos, list)
-        self._start_connect(c, infos)
-
-    def _start_connect(self, c: Connection, infos: list[Any]) -> None:
-        if c._closed:
-            return
-        last_err = errno.ECONNREFUSED
-        while infos:
-            fam, kind, proto, _, sa = infos.pop(0)
-            sock = socket.socket(fam, kind, proto)
-            sock.setblocking(False)
-            err = sock.connect_ex(sa)
-            if err in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-                c.sock = sock
-                c.peer = sa
-                c._x_get()["infos"] = infos
-                if kind == socket.SOCK_DGRAM:
-                    self._connected(c)
-                else:
-                    self._set_mask(c, _W)
-                return
-            sock.close()
-            last_err = err
-        self._connect_failed(c, last_err, f"connect: {errno.errorcode.get(last_err, last_err)}")
-
-    def _on_connect_ready(self, c: Connection) -> None:
-        sock = c.sock
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._set_mask(c, 0)
-            sock.close()
-            c.sock = None
-            infos = c._x_get().get("infos") or []
-            if infos:
-                self._start_connect(c, infos)
-            else:
-                self._connect_failed(c, err, f"connect: {errno.errorcode.get(err, err)}")
-            return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._connected(c)
-
-    def _connected(self, c: Connection) -> None:
-        x = c._x_get()
-        x.pop("infos", None)
-        if "tls" in x:
-            from .tls import start_client_tls
-
-            self._set_mask(c, _R)
-            start_client_tls(c, x["tls"])  # fires CONNECT itself after the handshake
-            return
-        c._flags &= ~_CONNECTING
-        self._set_mask(c, _R | (_W if c.send_mbuf._buf else 0))
-        self._call(c, EV_CONNECT, 0)
-        self._after(c)
-
-    def _connect_failed(self, c: Connection, code: int, why: str) -> None:
-        if c._closed:
-            return
-        c._flags &= ~(_CONNECTING | _RESOLVING)
-        self._call(c, EV_CONNECT, code or errno.ECONNREFUSED)
-        c._error = why
-        self._close(c)
-
     # -- cross-thread entry points ------------------------------------------------
     def broadcast(self, fn: Handler, data: Any = None) -> None:
         """Run ``fn(c, Ev.POLL, data)`` on the loop thread for every connection.
@@ -726,55 +571,6 @@ class Manager:
     def _resume_listener(self, lc: Connection) -> None:
         if not lc._closed:
             self._set_mask(lc, _R)
-
-    # -- UDP ------------------------------------------------------------------------------
-    def _udp_read(self, lc: Connection) -> None:
-        """A UDP listener got datagrams: route each to the child connection of its sender."""
-        x = lc._x_get()
-        children: dict[Any, Connection] = x.setdefault("children", {})
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                data, addr = lc.sock.recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                log.warning("recvfrom: %s", e)
-                return
-            self.bytes_in += len(data)
-            c = children.get(addr)
-            if c is None or c._closed:
-                c = Connection(self, lc.sock, lc._handler, lc.limits)
-                c._proto = lc._proto
-                c._h = lc._h
-                c._flags = _UDP
-                c.user_data = lc.user_data
-                c.listener = lc
-                c.peer = addr
-                c._x_get()["udp_child"] = True
-                children[addr] = c
-                self._conns[c] = None
-                self._call(c, EV_ACCEPT, addr)
-            if not c.recv_mbuf.append(data):
-                log.warning("%r: recv_mbuf full, datagram dropped", c)
-                continue
-            self._call(c, EV_RECV, len(data))
-            self._after(c)
-
-    def _udp_send(self, c: Connection, data: bytes | bytearray | memoryview) -> int:
-        try:
-            if c._x is not None and c._x.get("udp_child"):
-                n = c.sock.sendto(data, c.peer)
-            elif c.sock is None:
-                return 0
-            else:
-                n = c.sock.send(data)
-        except OSError as e:
-            log.warning("%r: send: %s", c, e)
-            return 0
-        assert isinstance(n, int)
-        self.bytes_out += n
-        self._call(c, EV_SEND, n)
-        return n
 
     # -- writing ----------------------------------------------------------------------------
     def _flush(self, c: Connection) -> None:
