@@ -55,6 +55,14 @@ ROWS = (
         1.5,
     ),
     Row(
+        "https",
+        "hello",
+        "HTTPS hello keep-alive vs plain HTTP, mgpy (wrk -c50)",
+        "req/s",
+        True,
+        ("mgpy-http",),
+    ),
+    Row(
         "static",
         "small",
         "Static 1 KiB file (wrk -c50)",

@@ -33,6 +33,7 @@ import importlib.util
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from report import ROWS, Results, report
 
 PY = sys.executable
 SERVERS = h.BENCH / "servers"
-SUITES = ("tcp", "http", "static", "ws")
+SUITES = ("tcp", "http", "https", "static", "ws")
 ECHO_CONNS = 50
 IDLE_CONNS = 10_000
 FILE_SMALL = "1k.bin"
@@ -205,6 +206,66 @@ def http_jobs(st: Settings) -> list[Job]:
 
     def url(server: h.Server) -> str:
         return f"http://{h.HOST}:{server.port}/"
+
+    def warm(server: h.Server) -> None:
+        h.wrk(url(server), ECHO_CONNS, st.warmup)
+
+    def run(server: h.Server) -> tuple[float, dict[str, Any]]:
+        return h.wrk(url(server), ECHO_CONNS, st.seconds)["requests_per_s"], {}
+
+    return [Job("hello", "req/s", warm, run)]
+
+
+def https_servers(tmp: Path) -> ServerList:
+    """mgpy's hello world over TLS ("mgpy") and plain ("mgpy-http"), with a fresh key pair."""
+    key, cert = tmp / "tls-key.pem", tmp / "tls-cert.pem"
+    if not cert.exists():
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    p_tls, p_plain = h.free_port(), h.free_port()
+    tls_argv = [
+        PY,
+        str(SERVERS / "mgpy_http.py"),
+        "--port",
+        str(p_tls),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+    ]
+    plain_argv = [PY, str(SERVERS / "mgpy_http.py"), "--port", str(p_plain)]
+    return [("mgpy", tls_argv, p_tls), ("mgpy-http", plain_argv, p_plain)]
+
+
+def https_jobs(st: Settings) -> list[Job]:
+    """wrk -t1 -c50 against GET / over TLS (mgpy) and plain HTTP (mgpy-http)."""
+
+    def url(server: h.Server) -> str:
+        scheme = "http" if server.name == "mgpy-http" else "https"
+        return f"{scheme}://{h.HOST}:{server.port}/"
 
     def warm(server: h.Server) -> None:
         h.wrk(url(server), ECHO_CONNS, st.warmup)
@@ -485,7 +546,9 @@ def main() -> int:
     """Parse options, run the chosen suites, report."""
     ap = argparse.ArgumentParser(description="mgpy benchmarks (see bench/README.md)")
     ap.add_argument(
-        "--only", default=",".join(SUITES), help="comma-separated suites to run: tcp,http,static,ws"
+        "--only",
+        default=",".join(SUITES),
+        help="comma-separated suites to run: tcp,http,https,static,ws",
     )
     ap.add_argument(
         "--quick", action="store_true", help="3 s runs, one round, 3 pushes (a smoke test)"
@@ -572,6 +635,8 @@ def main() -> int:
                 run_suite(res, st, suite, tcp_servers(), tcp_prepare, tcp_jobs(st), tmp)
             elif suite == "http":
                 run_suite(res, st, suite, http_servers(), None, http_jobs(st), tmp)
+            elif suite == "https":
+                run_suite(res, st, suite, https_servers(tmp), None, https_jobs(st), tmp)
             elif suite == "static":
                 www = tmp / "www"
                 make_files(www)

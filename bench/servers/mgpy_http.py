@@ -22,9 +22,12 @@ def main() -> None:
     """Listen on 127.0.0.1:PORT and poll forever."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (and --tls-key)")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     mgr = mgpy.Manager()
-    lc = mgr.bind(f"127.0.0.1:{args.port}", handler)
+    tls = mgpy.TlsOpts(cert=args.tls_cert, key=args.tls_key) if args.tls_cert else None
+    lc = mgr.bind(f"127.0.0.1:{args.port}", handler, tls=tls)
     lc.set_protocol_http_websocket()
     while True:
         mgr.poll(1000)
