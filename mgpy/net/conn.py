@@ -221,10 +221,13 @@ class Connection:
         self.mgr._dirty.append(self)
         return n
 
-    def _send_now(self, mgr: Manager, data: bytes | bytearray | memoryview) -> int:
-        n = len(data)
+    def _send_now(self, mgr: Manager, *parts: bytes | bytearray | memoryview) -> int:
+        """Write ``parts`` to the socket now; queue what the kernel does not take."""
+        n = 0
+        for p in parts:
+            n += len(p)
         try:
-            sent = self.sock.send(data)
+            sent = self.sock.send(parts[0]) if len(parts) == 1 else self.sock.sendmsg(parts)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as e:
@@ -238,10 +241,17 @@ class Connection:
             self._sent += sent  # SEND is delivered after the current event (no re-entry)
         if sent < n:
             mb = self.send_mbuf
-            if not mb.append(memoryview(data)[sent:]):
-                self._error = "send queue limit exceeded (Limits.max_send_buffer)"
-                self._flags |= _CLOSE_IMMEDIATELY
-            elif len(mb._buf) > self._high:
+            skip = sent
+            for p in parts:
+                if skip >= len(p):
+                    skip -= len(p)
+                    continue
+                if not mb.append(memoryview(p)[skip:]):
+                    self._error = "send queue limit exceeded (Limits.max_send_buffer)"
+                    self._flags |= _CLOSE_IMMEDIATELY
+                    break
+                skip = 0
+            if len(mb._buf) > self._high:
                 self._above_high = True
         mgr._dirty.append(self)
         return n
@@ -258,29 +268,7 @@ class Connection:
             and self._tls is None
             and self.sock is not None
         ):
-            try:
-                sent = self.sock.sendmsg((head, body))
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as e:
-                self._error = f"send: {e.strerror or e}"
-                self._flags |= _CLOSE_IMMEDIATELY
-                mgr._dirty.append(self)
-                return 0
-            n = len(head) + len(body)
-            if sent:
-                mgr.bytes_out += sent
-                self._sent += sent
-                self._nq += sent
-            if sent < n:
-                if sent < len(head):
-                    self.send(head[sent:])
-                    self.send(body)
-                else:
-                    self.send(memoryview(body)[sent - len(head) :])
-            else:
-                mgr._dirty.append(self)
-            return n
+            return self._send_now(mgr, head, body)
         return self.send(head) + self.send(body)
 
     def printf(self, fmt: str, *args: Any) -> int:
