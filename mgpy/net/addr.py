@@ -135,6 +135,8 @@ class Resolver:
         kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
 
         def work() -> None:
+            if not done.set_running_or_notify_cancel():
+                return  # the connection closed while this waited in the queue
             try:
                 res = socket.getaddrinfo(host, port, 0, kind)
             except BaseException as e:

@@ -66,6 +66,7 @@ class Connection:
         "_pump",
         "_sent",
         "_timer",
+        "_timer_q",
         "_tls",
         "_x",
         "limits",
@@ -94,6 +95,7 @@ class Connection:
         self.limits = limits
         self.listener: Connection | None = None
         self._timer = 0.0
+        self._timer_q = 0.0  # the deadline of the timer entry queued in the manager's heap
         self._expire_at = 0.0
         self._expire_q = 0.0
         self._on_expire: Callable[[Connection], None] | None = None
@@ -292,7 +294,9 @@ class Connection:
         """
         prev = self._timer
         self._timer = when
-        if when:
+        if when and not self._closed and (not self._timer_q or when < self._timer_q):
+            # one heap entry per connection: a later deadline is re-queued when the
+            # earlier entry pops, so re-arming on every RECV does not grow the heap
             self.mgr._schedule_timer(self, when)
         return prev
 

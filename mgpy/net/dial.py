@@ -5,7 +5,9 @@ addresses start connecting on the next poll round, host names are resolved on
 the resolver's worker threads first, and the connection's CONNECT event always
 follows -- status 0, or an errno-like code (refused, timed out, DNS failure) and
 then CLOSE.  Several resolved addresses are tried in turn.  A UDP listener hands
-each datagram to a child connection per peer (ACCEPT for a new peer, then RECV).
+each datagram to a child connection per peer (ACCEPT for a new peer, then RECV);
+at most ``_UDP_MAX_PEERS`` children live at once per listener: a datagram from
+one more peer closes the child that has been silent longest (it gets CLOSE).
 """
 
 from __future__ import annotations
@@ -38,11 +40,15 @@ EV_SEND = Ev.SEND
 _UDP = int(F.UDP)
 _RESOLVING = int(F.RESOLVING)
 _CONNECTING = int(F.CONNECTING)
+_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
+_CLOSING = int(F.SEND_AND_CLOSE) | _CLOSE_IMMEDIATELY
 
 #: heap entry kind of a connect deadline (Manager._run_timers)
 _K_CONNECT = 3
 #: datagrams read per readiness event of one UDP listener
 _UDP_BATCH = 64
+#: child connections (peers) one UDP listener keeps; the least recently heard is evicted
+_UDP_MAX_PEERS = 4096
 
 
 class Dialer:
@@ -53,6 +59,7 @@ class Dialer:
         bytes_in: int
         bytes_out: int
         _conns: dict[Connection, None]
+        _dirty: list[Connection]
         _soon: list[tuple[Any, tuple[Any, ...]]]
         _mono: float
         _resolver: Resolver
@@ -64,6 +71,7 @@ class Dialer:
         def _call(self, c: Connection, ev: Ev, data: Any) -> None: ...
         def _after(self, c: Connection) -> None: ...
         def _close(self, c: Connection) -> None: ...
+        def _fail(self, c: Connection, why: str) -> None: ...
 
     def connect(
         self,
@@ -133,6 +141,7 @@ class Dialer:
         self._conns[c] = None
         if lim.connect_timeout:
             self._push(self._mono + lim.connect_timeout, _K_CONNECT, c, None)
+            x["cdl"] = True  # a connect deadline is queued (Manager._close counts it stale)
         fam = a.numeric_family()
         kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
         if fam is not None:
@@ -141,13 +150,15 @@ class Dialer:
         else:
             c._flags |= _RESOLVING
             fut: concurrent.futures.Future[object] = concurrent.futures.Future()
+            x["resolving"] = fut  # cancelled if c closes first: the resolver skips it
             fut.add_done_callback(lambda f: self._post(self._resolved, c, f))
             self._resolver.resolve(a.host, a.port, a.udp, fut)
         return c
 
     def _resolved(self, c: Connection, fut: concurrent.futures.Future[object]) -> None:
-        if c._closed:
+        if c._closed or fut.cancelled():
             return
+        c._x_get().pop("resolving", None)
         c._flags &= ~_RESOLVING
         exc = fut.exception()
         if exc is not None:
@@ -165,9 +176,16 @@ class Dialer:
         last_err = errno.ECONNREFUSED
         while infos:
             fam, kind, proto, _, sa = infos.pop(0)
-            sock = socket.socket(fam, kind, proto)
+            try:
+                sock = socket.socket(fam, kind, proto)  # EMFILE: CONNECT(EMFILE), not a crash
+            except OSError as e:
+                last_err = e.errno or errno.EMFILE
+                continue
             sock.setblocking(False)
-            err = sock.connect_ex(sa)
+            try:
+                err = sock.connect_ex(sa)
+            except OSError as e:
+                err = e.errno or errno.EINVAL
             if err in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
                 c.sock = sock
                 c.peer = sa
@@ -194,7 +212,10 @@ class Dialer:
             else:
                 self._connect_failed(c, err, f"connect: {errno.errorcode.get(err, err)}")
             return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # reset already: the first read reports it
         self._connected(c)
 
     def _connected(self, c: Connection) -> None:
@@ -225,6 +246,8 @@ class Dialer:
         x = lc._x_get()
         children: dict[Any, Connection] = x.setdefault("children", {})
         for _ in range(_UDP_BATCH):
+            if lc._flags & _CLOSING:
+                return  # a handler closed the listener (or the manager)
             try:
                 data, addr = lc.sock.recvfrom(65536)
             except (BlockingIOError, InterruptedError):
@@ -232,9 +255,18 @@ class Dialer:
             except OSError as e:
                 log.warning("recvfrom: %s", e)
                 return
+            if not data:
+                continue  # an empty datagram carries nothing to deliver
             self.bytes_in += len(data)
             c = children.get(addr)
+            if c is not None and len(children) > 1:
+                del children[addr]  # most recently heard last: eviction takes the first
+                children[addr] = c
             if c is None or c._closed:
+                if len(children) >= _UDP_MAX_PEERS:
+                    old = next(iter(children.values()))
+                    log.debug("%r: more than %d UDP peers, closing %r", lc, _UDP_MAX_PEERS, old)
+                    self._close(old)  # removes itself from children
                 c = Connection(cast("Manager", self), lc.sock, lc._handler, lc.limits)
                 c._proto = lc._proto
                 c._h = lc._h
@@ -246,6 +278,9 @@ class Dialer:
                 children[addr] = c
                 self._conns[c] = None
                 self._call(c, EV_ACCEPT, addr)
+                if c._flags & _CLOSE_IMMEDIATELY:
+                    self._after(c)
+                    continue
             if not c.recv_mbuf.append(data):
                 log.warning("%r: recv_mbuf full, datagram dropped", c)
                 continue
@@ -265,5 +300,25 @@ class Dialer:
             return 0
         assert isinstance(n, int)
         self.bytes_out += n
-        self._call(c, EV_SEND, n)
+        c._sent += n  # SEND follows after the current event: a SEND handler may send again
+        self._dirty.append(c)
         return n
+
+    def _udp_conn_read(self, c: Connection, room: int) -> None:
+        """Read one datagram on a connected UDP socket; drop it if it does not fit."""
+        try:
+            data = c.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:  # e.g. ECONNREFUSED: ICMP port unreachable from the peer
+            self._fail(c, f"recv: {e.strerror or e}")
+            return
+        if not data:
+            return
+        self.bytes_in += len(data)
+        if len(data) > room:
+            log.warning("%r: recv_mbuf full, datagram dropped", c)
+            return
+        c.recv_mbuf.append(data)
+        self._call(c, EV_RECV, len(data))
+        self._after(c)

@@ -146,6 +146,18 @@ class HttpState:
         self.linger = 0.0  # lingering close: the monotonic time it ends (0: not lingering)
         self.shut = False  # lingering close: our write side is shut down
 
+    def hold_on_eof(self, c: Connection) -> bool:
+        """The client half-closed (``Manager._on_eof``): keep ``c`` if an answer is pending.
+
+        A client may shut its sending side right after its request and still read
+        the response; an answer given later (a timer, another connection) must reach
+        it.  The connection then closes once that response is complete.
+        """
+        if self.client or self.phase != _WAIT:
+            return False
+        self.keep_alive = False
+        return True
+
 
 class HttpListener:
     """``proto_data`` of an HTTP listener: its registered endpoints."""

@@ -13,6 +13,10 @@ Theory of operation.  ``poll(timeout_ms)`` does one round:
 5. fire due timers (TIMER) and internal deadlines (protocol timeouts);
 6. fire POLL on every connection, then flush and close what needs it.
 
+``poll`` is not re-entrant: calling it from a handler raises ``mgpy.Error``.
+``Manager.close()`` may be called from a handler: every connection gets CLOSE
+at once, nothing more is delivered, and the next ``poll`` raises.
+
 After every event delivered to a connection the manager writes what the
 handler queued (``_after``): a socket is registered for EVENT_WRITE only while
 the kernel refuses data, and for EVENT_READ only while ``recv_mbuf`` has room
@@ -79,6 +83,10 @@ _EMFILE_PAUSE = 0.1
 _ACCEPT_BATCH = 64
 #: bytes one connection's pump may move per poll round, so big downloads share the loop
 _PUMP_BUDGET = 4 * 1024 * 1024
+#: largest datagram: a UDP read into less room than this could truncate one
+_DGRAM_MAX = 65536
+#: stale timer-heap entries tolerated before the heap is rebuilt without them
+_HEAP_SLACK = 256
 
 
 class Manager(Dialer):
@@ -116,6 +124,9 @@ class Manager(Dialer):
         self._sel.register(self._rsock, _R, None)
         self._closed = False
         self._stopping = False
+        self._polling = False
+        #: heap entries known to be stale (closed connections, superseded deadlines)
+        self._dead = 0
         self._scratch = bytearray(self.limits.recv_size)
         self._scratch_view = memoryview(self._scratch)
         #: the connection whose event is being delivered (its own sends are batched)
@@ -147,13 +158,24 @@ class Manager(Dialer):
         return iter(list(self._conns))
 
     def close(self) -> None:
-        """Close every connection (each gets CLOSE) and release the manager's resources."""
+        """Close every connection (each gets CLOSE) and release the manager's resources.
+
+        May be called from a handler: nothing is delivered after it, and the next
+        ``poll`` raises ``mgpy.Error``.  A CLOSE handler that connects again while
+        the manager closes gets ``mgpy.Error``.
+        """
         if self._closed:
             return
         self._stopping = True  # e.g. open WebSockets get a 1001 close frame
         for c in list(self._conns):
             self._close(c)
-        self._closed = True
+        self._closed = True  # connect()/bind() raise from here on
+        for c in list(self._conns):  # made by CLOSE handlers of the first pass
+            self._close(c)
+        self._heap.clear()
+        self._posted.clear()
+        self._soon.clear()
+        self._dirty.clear()
         self._resolver.close()
         try:
             self._sel.unregister(self._rsock)
@@ -265,14 +287,45 @@ class Manager(Dialer):
         heapq.heappush(self._heap, (when, next(self._seq), kind, c, arg))
 
     def _schedule_timer(self, c: Connection, when: float) -> None:
+        if c._timer_q:
+            self._dead += 1  # the entry queued for the later deadline is stale now
+        c._timer_q = when
         self._push(when - time.time() + time.monotonic(), _K_TIMER, c, when)
 
     def _set_expire(self, c: Connection, when: float) -> None:
         """Set (or with 0 clear) the protocol deadline of ``c`` (monotonic seconds)."""
         c._expire_at = when
-        if when and (not c._expire_q or when < c._expire_q):
+        if when and (not c._expire_q or when < c._expire_q) and not c._closed:
+            if c._expire_q:
+                self._dead += 1
             c._expire_q = when
             self._push(when, _K_EXPIRE, c, None)
+
+    def _compact_heap(self) -> None:
+        """Rebuild the timer heap without entries of closed connections or old deadlines.
+
+        Entries are never removed when a connection closes or a deadline moves, so
+        under connection churn the heap would hold every closed connection (and its
+        buffers) until its deadline passed; this keeps it proportional to live work.
+        """
+        keep = []
+        for e in self._heap:
+            kind, c = e[2], e[3]
+            if kind == _K_CALL:
+                keep.append(e)
+            elif c._closed:
+                continue
+            elif kind == _K_TIMER:
+                if e[4] == c._timer_q:
+                    keep.append(e)
+            elif kind == _K_EXPIRE:
+                if e[0] == c._expire_q:
+                    keep.append(e)
+            else:
+                keep.append(e)
+        heapq.heapify(keep)
+        self._heap[:] = keep  # in place: _run_timers may be iterating it
+        self._dead = 0
 
     def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop thread after ``delay`` seconds (loop thread only)."""
@@ -291,7 +344,12 @@ class Manager(Dialer):
             if c._closed:
                 continue
             if kind == _K_TIMER:
-                if c._timer != arg:
+                if arg == c._timer_q:
+                    c._timer_q = 0.0
+                t = c._timer
+                if t != arg:
+                    if t and (not c._timer_q or t < c._timer_q):
+                        self._schedule_timer(c, t)  # moved later: queue the new deadline
                     continue
                 c._timer = 0.0
                 self._call(c, EV_TIMER, arg)
@@ -316,6 +374,8 @@ class Manager(Dialer):
                         log.exception("timeout handler raised on %r", c)
                         c._flags |= _CLOSE_IMMEDIATELY
             elif kind == _K_CONNECT:
+                if c._x is not None:
+                    c._x.pop("cdl", None)
                 if c._flags & (_CONNECTING | _RESOLVING):
                     if c.sock is not None:
                         self._set_mask(c, 0)
@@ -327,8 +387,23 @@ class Manager(Dialer):
 
     # -- the loop -------------------------------------------------------------------
     def poll(self, timeout_ms: float = 1000) -> int:
-        """Wait up to ``timeout_ms`` for I/O, deliver every due event; return I/O events handled."""
+        """Wait up to ``timeout_ms`` for I/O, deliver every due event; return I/O events handled.
+
+        Not re-entrant: called from an event handler it raises ``mgpy.Error``.
+        """
         self._check_open()
+        if self._polling:
+            raise Error(
+                "Manager.poll() re-entered: it was called from an event handler (or a second "
+                "thread); return from the handler and let the running poll() continue"
+            )
+        self._polling = True
+        try:
+            return self._poll(timeout_ms)
+        finally:
+            self._polling = False
+
+    def _poll(self, timeout_ms: float) -> int:
         dirty = self._dirty
         if dirty:
             self._flush_dirty()
@@ -368,7 +443,9 @@ class Manager(Dialer):
                         self._set_mask(c, c._mask & ~_W)  # a pump waited for room
                     self._after(c)
         posted = self._posted
-        while posted:
+        n = len(posted)  # only what was posted before: a re-posting broadcast cannot hold the loop
+        while n and posted:
+            n -= 1
             fn, args = posted.popleft()
             fn(*args)
         if self._soon:
@@ -428,6 +505,8 @@ class Manager(Dialer):
 
     # -- delivering events -------------------------------------------------------------
     def _call(self, c: Connection, ev: Ev, data: Any) -> None:
+        if c._closed:
+            return  # CLOSE was the last event
         self._cur = c
         try:
             c._h(c, ev, data)
@@ -463,7 +542,14 @@ class Manager(Dialer):
                 if f & _CLOSE_IMMEDIATELY or c._tls is None or c._tls.closed_ok():
                     self._close(c)
                 return
-        if not c._mask & _R and not f & (_CONNECTING | _RESOLVING) and c.sock is not None:
+        if (
+            not c._mask & _R
+            and not f & (_CONNECTING | _RESOLVING | _LISTENING)  # a listener resumes on a timer
+            and c.sock is not None
+        ):
+            x = c._x
+            if x is not None and ("eof" in x or "udp_child" in x):
+                return  # the peer finished sending; a UDP child shares its listener's socket
             mb = c.recv_mbuf
             if mb.max_size is None or len(mb._buf) < mb.max_size:
                 self._set_mask(c, c._mask | _R)
@@ -483,6 +569,9 @@ class Manager(Dialer):
                 return
             if room < want:
                 want = room
+        if want < _DGRAM_MAX and c._flags & _UDP:
+            self._udp_conn_read(c, want)  # whole datagrams only, never a truncated one
+            return
         scratch = self._scratch
         if want > len(scratch):
             scratch = self._grow_scratch(want)
@@ -498,7 +587,8 @@ class Manager(Dialer):
                 self._fail(c, f"recv: {e.strerror or e}")
             return
         if not n:
-            self._on_eof(c)
+            if not c._flags & _UDP:  # an empty datagram is no end of stream
+                self._on_eof(c)
             return
         self.bytes_in += n
         self._cur = c
@@ -523,29 +613,46 @@ class Manager(Dialer):
         return self._scratch
 
     def _on_eof(self, c: Connection) -> None:
-        """The peer closed its sending side: send what is queued, then close."""
+        """The peer closed its sending side: send what is queued, then close.
+
+        A protocol may keep the connection open to finish an answer (a half-closed
+        HTTP client still reads the response): ``c.proto_data.hold_on_eof(c)``
+        returning True means the protocol closes the connection itself.
+        """
         self._set_mask(c, c._mask & ~_R)
-        c._flags |= _SEND_AND_CLOSE
         x = c._x_get()
         x["eof"] = True
+        hold = getattr(c.proto_data, "hold_on_eof", None)
+        if hold is None or not hold(c):
+            c._flags |= _SEND_AND_CLOSE
         self._after(c)
 
     def _accept(self, lc: Connection) -> None:
         for _ in range(_ACCEPT_BATCH):
+            if lc._flags & _CLOSING:
+                return  # an ACCEPT handler closed the listener (or the manager)
             try:
                 sock, addr = lc.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
                 if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning(
-                        "accept: %s; pausing the listener for %.1fs", e.strerror, _EMFILE_PAUSE
-                    )
+                    # the pending connection stays in the backlog: rest, retry on a timer
+                    x = lc._x_get()
+                    if "starved" not in x:
+                        x["starved"] = True  # warn once per episode, not on every retry
+                        log.warning(
+                            "accept: %s; pausing the listener (retrying every %.1fs)",
+                            e.strerror,
+                            _EMFILE_PAUSE,
+                        )
                     self._set_mask(lc, 0)
                     self.call_later(_EMFILE_PAUSE, self._resume_listener, lc)
                 elif e.errno not in (errno.ECONNABORTED, errno.EPROTO):
                     log.warning("accept: %s", e)
                 return
+            if lc._x is not None and lc._x.pop("starved", None):
+                log.warning("accept: descriptors available again; listener resumed")
             sock.setblocking(False)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -680,6 +787,8 @@ class Manager(Dialer):
         if c._closed:
             return
         c._closed = True
+        f = c._flags
+        c._flags = f | _CLOSE_IMMEDIATELY  # protocol loops (frames, requests) stop delivering
         if c._mask and c.sock is not None:
             try:
                 self._sel.unregister(c.sock)
@@ -687,9 +796,26 @@ class Manager(Dialer):
                 pass
             c._mask = 0
         x = c._x
+        dead = (1 if c._timer_q else 0) + (1 if c._expire_q else 0)
         if x is not None:
             for child in list(x.get("children", {}).values()):
                 self._close(child)
+            fut = x.pop("resolving", None)
+            if fut is not None:
+                fut.cancel()  # the resolver skips it if it has not started
+            if x.pop("cdl", None):
+                dead += 1
+        if dead:
+            self._dead += dead
+            if self._dead > _HEAP_SLACK and 2 * self._dead > len(self._heap):
+                self._compact_heap()
+        if f & (_CONNECTING | _RESOLVING) and not f & _LISTENING:
+            # CONNECT is always delivered for an outbound connection, even one closed
+            # (by the application or Manager.close) before it was established
+            try:
+                c._h(c, EV_CONNECT, errno.ECANCELED)
+            except Exception:
+                log.exception("handler raised on CONNECT for %r", c)
         if c._error is not None and not c._flags & _LISTENING:
             try:
                 c._h(c, EV_ERROR, c._error)

@@ -175,7 +175,7 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
             mgr._set_expire(c, mgr._mono + lim.ws_ping_interval)
         else:
             c._expire_at = mgr._mono + lim.ws_ping_interval
-    while mb._buf:
+    while mb._buf and not c._flags & _CLOSING:  # closed by a handler: deliver no more
         try:
             ev, n = ws.next_event(mb._buf)
         except RemoteProtocolError as e:
@@ -188,7 +188,7 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
         msg: WsMessage = ev  # type: ignore[assignment]
         if msg.flags & 0x08:
             out = ws.data_to_send()
-            if out:
+            if out and not (msg.flags & 0x0F == 0x9 and _queue_full(c, len(out))):
                 c.send(out)
             st.h(c, EV_WS_CONTROL_FRAME, msg)
             if ws.state == _CLOSED:
@@ -204,6 +204,18 @@ def ws_recv(c: Connection, st: _http.HttpState) -> None:
             st.h(c, EV_WS_FRAME, msg)
         if c._flags & _CLOSING:
             return
+
+
+def _queue_full(c: Connection, n: int) -> bool:
+    """Would ``n`` more bytes push a non-empty send queue past ``Limits.ws_send_queue``?
+
+    Automatic pongs obey the cap too: a peer that floods pings without reading the
+    pongs would otherwise grow the queue to ``max_send_buffer``.  RFC 6455 5.5.3 lets
+    an endpoint answer only the most recent ping, so skipping some pongs is allowed.
+    """
+    cap = c.limits.ws_send_queue
+    queued = len(c.send_mbuf._buf)
+    return bool(cap and queued and queued + n > cap)
 
 
 def _ws_failed(c: Connection, st: _http.HttpState, e: RemoteProtocolError) -> None:
