@@ -48,6 +48,7 @@ from ..proto.digest import (
 )
 from ..proto.httputil import parse_basic_auth
 from .respond import http_reply
+from .static_fs import protect
 
 if TYPE_CHECKING:
     from .conn import Connection
@@ -159,6 +160,7 @@ def load_htdigest(path: str | os.PathLike[str]) -> dict[tuple[str, str], str]:
             log.warning("cannot read htdigest file %r: %s; denying every login", key, e)
         return {}
     _warned.discard(key)
+    protect(key)  # never served as a static file: its HA1s are as good as the passwords
     if len(_files) >= _CACHE_SIZE:
         _files.clear()
     _files[key] = (stat.st_mtime_ns, stat.st_size, table)
@@ -240,6 +242,8 @@ def check_digest_auth(
         if r != "ok":
             mgpy.send_digest_auth_request(c, "example.com", stale=(r == "stale"))
     """
+    if not isinstance(htdigest, Mapping):
+        protect(htdigest)  # a credentials file is never served as a static file
     value = hm.header("authorization")
     if value is None:
         return "denied"

@@ -30,6 +30,7 @@ Timeouts (``Limits``): ``header_timeout`` from the first byte of a request head
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,9 @@ _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 
+#: HTTP_CHUNK follows every read while the body kept so far is at most this large
+_CHUNK_EVERY_READ = 16 * 1024
+
 #: RFC 9112 9.6 lingering close after an error answer (nginx lingering_timeout 5 s,
 #: lingering_time 30 s): longest silence, and longest total time, spent draining
 _LINGER_TIMEOUT = 5.0
@@ -88,6 +92,7 @@ class HttpState:
     """Per-connection HTTP state, stored in ``c.proto_data`` (internal)."""
 
     __slots__ = (
+        "answered",
         "body",
         "client",
         "client_x",
@@ -132,6 +137,9 @@ class HttpState:
         self.resp_started = False
         self.resp_close = False
         self.resp_nobody = False  # the response may carry no body (HEAD, 1xx, 204, 304)
+        #: the current request's response is complete: another one would be a stray
+        #: response (the client would take it for the answer to its next request)
+        self.answered = False
         self.in_recv = False
         self.hdr_armed = False
         lst = c.listener
@@ -193,6 +201,11 @@ def register_http_endpoint(
     set_protocol_http_websocket(listener)
     st = listener.proto_data
     assert isinstance(st, HttpListener)
+    auth_file = opts.get("auth_file")
+    if isinstance(auth_file, (str, os.PathLike)):
+        from .static_fs import protect  # (static_fs imports this module)
+
+        protect(auth_file)  # a credentials file is never served as a static file
     st.endpoints.append((pattern, handler, opts, len(st.endpoints)))
 
 
@@ -275,6 +288,11 @@ def http_handler(c: Connection, ev: Any, ev_data: Any) -> None:
         c._handler(c, ev, ev_data)
     else:
         st.h(c, ev, ev_data)
+        if ev == 6 and st.phase == _WAIT:  # TIMER: an asynchronous answer may be complete
+            check_done(c, st)
+        elif ev == 7 and st.phase == _IDLE and not st.client and not st.in_recv:  # WRITABLE
+            if c.recv_mbuf._buf and not c._flags & _CLOSING:
+                _server_recv(c, st)  # the responses queued so far drained: read on
 
 
 def _server_recv(c: Connection, st: HttpState) -> None:
@@ -288,6 +306,14 @@ def _server_recv(c: Connection, st: HttpState) -> None:
         while (mb._buf or reader.in_body) and st.phase <= _BODY and not c._flags & _CLOSING:
             if st.mp is not None and st.mp.pending:
                 break  # the handler has not consumed the last part data: stay paused
+            if c._above_high and st.phase == _IDLE:
+                # Backpressure: a client that pipelines requests without reading the
+                # answers gets no more of them answered until the send queue drains
+                # below low water (Ev.WRITABLE resumes), so queued responses stay near
+                # send_high_water instead of growing to max_send_buffer per connection.
+                # No timeout meanwhile: a slow reader is not a slow sender.
+                c._expire_at = 0.0
+                break
             try:
                 ev, n = reader.next_event(mb._buf)
             except ProtocolError as e:
@@ -320,6 +346,7 @@ def _server_recv(c: Connection, st: HttpState) -> None:
                 st.phase = _WAIT
                 st.resp_end = -1
                 st.resp_started = st.resp_chunked = st.resp_close = st.resp_nobody = False
+                st.answered = False
                 st.nq0 = c._nq
                 c._expire_at = 0.0
                 try:
@@ -335,7 +362,7 @@ def _server_recv(c: Connection, st: HttpState) -> None:
                 _on_end(c, st)
         if st.phase == _BODY and not c._flags & _CLOSING:
             _body_progress(c, st)
-        elif st.phase == _IDLE and mb._buf and not st.hdr_armed:
+        elif st.phase == _IDLE and mb._buf and not st.hdr_armed and not c._above_high:
             _arm_header(c, st)  # part of a head is here: it must complete in header_timeout
     finally:
         st.in_recv = False
@@ -347,6 +374,7 @@ def _on_head(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     st.hdr_armed = False
     st.method = hm.method
     st.resp_started = False
+    st.answered = False
     st.keep_alive = hm.keep_alive
     st.http10 = hm.proto == "HTTP/1.0"
     reader = st.reader
@@ -382,13 +410,18 @@ def _on_body(c: Connection, st: HttpState, data: bytes) -> None:
     body += data
     if len(body) > c.limits.max_body:
         # a streaming handler takes (and deletes) the body so far before the limit applies
-        _body_progress(c, st)
+        _body_progress(c, st, force=True)
         if st.phase == _BODY and len(body) > c.limits.max_body:
             _protocol_error(c, st, LimitExceeded("request body larger than Limits.max_body", 413))
 
 
-def _body_progress(c: Connection, st: HttpState) -> None:
-    """More body is on its way: deliver HTTP_CHUNK with the body so far."""
+def _body_progress(c: Connection, st: HttpState, force: bool = False) -> None:
+    """More body is on its way: deliver HTTP_CHUNK with the body so far.
+
+    While the handler keeps the body (no DELETE_CHUNK), each event copies all of it
+    into ``hm.body``: past ``_CHUNK_EVERY_READ`` bytes kept, HTTP_CHUNK waits until the
+    body has grown by a quarter, so a body dripped in tiny reads costs O(n), not O(n^2).
+    """
     mgr = c.mgr
     if c.limits.body_timeout:
         mgr._set_expire(c, mgr._mono + c.limits.body_timeout)
@@ -396,7 +429,11 @@ def _body_progress(c: Connection, st: HttpState) -> None:
         return
     body = st.body
     hm = st.hm
-    if body is None or hm is None or len(body) == st.mark:
+    if body is None or hm is None:
+        return
+    kept = st.mark
+    grown = len(body) - kept
+    if not grown or (kept > _CHUNK_EVERY_READ and grown < kept >> 2 and not force):
         return
     st.h = _route(st, c, hm.uri)
     hm.body = bytes(body)
@@ -459,10 +496,38 @@ def check_done(c: Connection, st: HttpState) -> None:
     with ``c.send`` is taken to have answered in full.
     """
     if st.resp_started:
-        if 0 <= st.resp_end <= c._nq:
+        end = st.resp_end
+        if 0 <= end <= c._nq:
+            if end != c._nq:
+                _overrun(c, st, c._nq - end)
             response_done(c)
     elif c._nq != st.nq0:
         response_done(c)
+
+
+def _overrun(c: Connection, st: HttpState, n: int) -> None:
+    """The handler sent ``n`` bytes past the end of its response: drop them, or close.
+
+    A body after a HEAD head (send_head + c.send, mongoose style), or a Content-Length
+    counted in characters for a UTF-8 body, would otherwise reach a keep-alive client
+    as the start of the next response (response splitting with the body's bytes).
+    The excess is removed while it is still queued; if some already left, the
+    connection closes after this response.
+    """
+    buf = c.send_mbuf._buf
+    cut = n if n <= len(buf) else len(buf)
+    try:
+        del buf[len(buf) - cut :]
+    except BufferError:
+        cut = 0
+    c._nq -= cut
+    if cut < n:
+        st.resp_close = True
+        log.warning("%r: %d bytes were sent past the end of the response; closing", c, n)
+    elif st.resp_nobody:
+        log.debug("%r: body of a HEAD/204/304 response dropped", c)
+    else:
+        log.warning("%r: %d bytes past the response's Content-Length dropped", c, n)
 
 
 def _app_error(c: Connection, st: HttpState, what: str) -> None:
@@ -477,8 +542,10 @@ def _app_error(c: Connection, st: HttpState, what: str) -> None:
             _respond.http_send_error(c, 500)
         except Exception:
             pass
+    elif st.answered and not c._flags & _CLOSE_IMMEDIATELY:
+        linger_close(c, st)  # the answer is complete: deliver it, then close
     else:
-        c._flags |= _CLOSE_IMMEDIATELY
+        c._flags |= _CLOSE_IMMEDIATELY  # a response is cut short: drop it
     if not st.linger and not c._flags & _CLOSING:
         c._flags |= _SEND_AND_CLOSE
     st.phase = _DEAD
@@ -493,6 +560,7 @@ def _protocol_error(c: Connection, st: HttpState, e: ProtocolError) -> None:
         _formdata.mp_abort(c, st)
     if not st.resp_started and not st.client:
         c.recv_mbuf.clear()
+        st.answered = False  # the error answers the request that broke the protocol
         _respond.http_send_error(c, e.status if 400 <= e.status < 600 else 400)
     linger_close(c, st)
 
@@ -502,6 +570,7 @@ def response_done(c: Connection) -> None:
     st = c.proto_data
     if not isinstance(st, HttpState) or st.phase != _WAIT:
         return
+    st.answered = True
     if not st.keep_alive or st.resp_close:
         if c.recv_mbuf._buf:
             linger_close(c, st)  # the client sent more (pipelined) than will be answered
@@ -606,6 +675,7 @@ def _expired(c: Connection) -> None:
     if st.phase == _BODY or (st.phase == _IDLE and c.recv_mbuf._buf):
         c._error = "request timed out"
         st.phase = _DEAD
+        st.answered = False
         _respond.http_send_error(c, 408)
         linger_close(c, st)
         return

@@ -45,7 +45,8 @@ _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSING_CODES = frozenset((400, 408, 413, 414, 431, 501, 505))
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# CR, LF, NUL, other CTLs, DEL, and anything latin-1 cannot carry (RFC 9110 5.5)
+_BAD_VALUE_RE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 _MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
 
 _date_cache: list[Any] = [0, ""]
@@ -72,6 +73,14 @@ def _status(code: int, reason: str | None) -> str:
             raise LocalProtocolError(f"bad status code {code}")
         s = _status_cache[code] = f"HTTP/1.1 {code} {reason_phrase(code)}\r\n"
     return s
+
+
+def _check_unanswered(st: _HttpState) -> None:
+    """Refuse a second response to one request: the client would take it for the next answer."""
+    if st.answered or (st.phase == _WAIT and st.resp_started):
+        raise LocalProtocolError("this request has already been answered")
+    if st.phase == _http._WS:
+        raise LocalProtocolError("the connection speaks WebSocket now")
 
 
 def normalize_headers(headers: Headers) -> list[tuple[str, str]]:
@@ -159,6 +168,7 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
     if (
         st.__class__ is _HttpState
         and st.phase == _WAIT
+        and not st.resp_started
         and st.keep_alive
         and not close
         and not st.resp_close
@@ -179,6 +189,11 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         return
     if st.__class__ is not _http.HttpState:
         st = None
+    elif 100 <= code < 200 and code != 101:
+        _interim(c, st, code, extra)  # 1xx: informational, the final answer follows
+        return
+    else:
+        _check_unanswered(st)
     no_body = code < 200 or code == 204 or code == 304
     if no_body:
         length = ""
@@ -197,6 +212,13 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         _finish(c, st, close)
 
 
+def _interim(c: Connection, st: _HttpState, code: int, extra: str) -> None:
+    """Send a 1xx head (RFC 9110 15.2); it neither starts nor ends the response."""
+    _check_unanswered(st)
+    if not st.http10:  # RFC 9110 15.2: a server MUST NOT send a 1xx to an HTTP/1.0 client
+        st.nq0 += c.send(f"{_status(code, None)}{extra}\r\n".encode("latin-1"))
+
+
 def _finish(c: Connection, st: _http.HttpState, close: bool) -> None:
     st.resp_started = True
     st.resp_end = c._nq
@@ -206,6 +228,7 @@ def _finish(c: Connection, st: _http.HttpState, close: bool) -> None:
         _http.response_done(c)
     elif st.phase in (_http._BODY, _http._IDLE):
         # answered before the request was fully read: the rest of it cannot be trusted
+        st.answered = True
         _http.linger_close(c, st)
 
 
@@ -217,9 +240,14 @@ def send_head(c: Connection, code: int, length: int = -1, headers: Headers = Non
     close-delimited one for HTTP/1.0 clients.
     """
     st = c.proto_data
+    extra, close = _user_headers(headers)
     if st.__class__ is not _http.HttpState:
         st = None
-    extra, close = _user_headers(headers)
+    elif 100 <= code < 200 and code != 101:
+        _interim(c, st, code, extra)
+        return
+    else:
+        _check_unanswered(st)
     no_body = code < 200 or code == 204 or code == 304
     chunked = False
     if no_body:
@@ -247,13 +275,15 @@ def send_head(c: Connection, code: int, length: int = -1, headers: Headers = Non
     if close:
         st.resp_close = True
     if st.resp_nobody:
+        # complete, but checked once the handler returns: a body it sends anyway
+        # (mongoose style send_head + send on HEAD) is then dropped, not sent
         st.resp_end = c._nq
         st.resp_chunked = False
     elif length >= 0:
         st.resp_end = c._nq + length
     else:
         st.resp_end = -1  # ends with the last chunk / at close
-    if st.phase == _http._WAIT:
+    if st.phase == _http._WAIT and not st.resp_nobody:
         _http.check_done(c, st)
 
 
@@ -264,6 +294,8 @@ def send_http_chunk(c: Connection, data: bytes | bytearray | memoryview | str) -
     elif not isinstance(data, bytes):
         data = bytes(data)
     st = c.proto_data
+    if st.__class__ is _http.HttpState and st.answered:
+        raise LocalProtocolError("the response has ended (its last chunk was sent)")
     if st.__class__ is _http.HttpState and st.resp_nobody and not st.client:
         return  # RFC 9110 9.3.2, 15.3.5, 15.4.5: HEAD, 204 and 304 responses have no body
     if st.__class__ is _http.HttpState and not st.resp_chunked and st.resp_started:

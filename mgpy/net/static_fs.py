@@ -7,7 +7,10 @@ options); ``resolve(root, uri, ...)`` maps a request path to a cached file
 Safety model (what ``resolve`` guarantees): a file is served only if the real
 path of the file -- after every symlink -- is inside the real path of the
 document root, none of its names (as requested and as resolved) is hidden,
-and it is a regular file.  The request path is percent-decoded exactly once;
+and it is a regular file, and it is not a credentials file (an htdigest named by
+``ServeOpts.auth_file``, an endpoint's ``auth_file``, or read by ``check_digest_auth``:
+its HA1 hashes are as good as the passwords for Digest; mongoose hides them too).
+The request path is percent-decoded exactly once;
 before decoding, encoded ``/``, ``\\`` and NUL are refused, after decoding NUL,
 ``\\``, ``.`` and ``..`` segments are refused (400).  With
 ``follow_symlinks=False`` any path that goes through a symlink below the root
@@ -54,6 +57,7 @@ __all__ = [
     "BODY_CACHE_BYTES",
     "BODY_CACHE_FILE",
     "BROTLIS",
+    "PROTECTED",
     "ByteCache",
     "Entry",
     "FileMeta",
@@ -63,6 +67,7 @@ __all__ = [
     "file_root",
     "guess_type",
     "inside",
+    "protect",
     "resolve",
     "root_of",
 ]
@@ -75,6 +80,8 @@ BODY_CACHE_BYTES = 16 * 1024 * 1024
 REVALIDATE = 1.0
 #: cached URIs per document root (FIFO eviction); bounds memory against URI spraying
 MAX_ENTRIES = 4096
+#: longer URIs are resolved every time, not cached (4096 URIs of 8 KiB would hold 32 MiB)
+MAX_CACHED_URI = 512
 
 _O_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 
@@ -299,6 +306,8 @@ class Root:
         root = self.root
         if not inside(real, root):
             raise Refused(403, "outside the document root")
+        if PROTECTED and real in PROTECTED:
+            raise Refused(404, "a credentials file")
         if real != lexical:
             if not self.follow_symlinks:
                 raise Refused(403, "symlink (follow_symlinks is off)")
@@ -359,6 +368,8 @@ class Root:
     def remember(self, uri: str, e: Entry) -> None:
         """Cache the resolution of ``uri``."""
         ents = self.entries
+        if len(uri) > MAX_CACHED_URI:
+            return
         if uri not in ents and len(ents) >= MAX_ENTRIES:
             del ents[next(iter(ents))]
         ents[uri] = e
@@ -446,6 +457,23 @@ _ROOTS: dict[tuple[Any, ...], Root] = {}
 _MAX_ROOTS = 64
 _ATTR = "_mgpy_root"
 
+#: real paths of credentials files: never served, never listed
+PROTECTED: set[str] = set()
+_PROTECTED_AS: set[str] = set()  # the spellings protect() was given (bounded by the app)
+
+
+def protect(path: str | os.PathLike[str]) -> None:
+    """Never serve or list the file at ``path`` (a credentials file) from any document root."""
+    given = os.fspath(path)
+    if given in _PROTECTED_AS:
+        return
+    _PROTECTED_AS.add(given)
+    real = os.path.realpath(given)
+    if real not in PROTECTED:
+        PROTECTED.add(real)
+        for r in _ROOTS.values():
+            r.entries.clear()  # URIs resolved before must be checked again
+
 
 def root_of(opts: ServeOpts) -> Root:
     """The cached Root for ``opts`` (shared by equal options, e.g. one ServeOpts per request)."""
@@ -478,6 +506,8 @@ def root_of(opts: ServeOpts) -> Root:
         if len(_ROOTS) >= _MAX_ROOTS:
             del _ROOTS[next(iter(_ROOTS))]
         _ROOTS[key] = r
+    if isinstance(opts.auth_file, (str, os.PathLike)):
+        protect(opts.auth_file)
     object.__setattr__(opts, _ATTR, r)
     return r
 

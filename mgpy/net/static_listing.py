@@ -15,7 +15,7 @@ import os
 import time
 from urllib.parse import quote
 
-from .static_fs import Refused, Root
+from .static_fs import PROTECTED, Refused, Root
 
 __all__ = ["MAX_ENTRIES", "render_listing"]
 
@@ -45,7 +45,7 @@ def render_listing(root: Root, real_dir: str, segs: list[str]) -> bytes:
     with it:
         for de in it:
             name = de.name
-            if root.is_hidden(name):
+            if root.is_hidden(name) or (PROTECTED and de.path in PROTECTED):
                 continue
             try:
                 if de.is_symlink():

@@ -236,6 +236,7 @@ def reply(c: Connection, code: int, fields: str, body: bytes) -> None:
         st = None
     close = False
     if st is not None:
+        _respond._check_unanswered(st)
         close = st.resp_close or st.phase != _http._WAIT
         if st.method == "HEAD":
             head = (
