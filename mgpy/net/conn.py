@@ -30,6 +30,7 @@ Data = bytes | bytearray | memoryview | str
 
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
+_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 _UDP = int(F.UDP)
 #: flags under which a send is never written straight away
 _NOT_DIRECT = int(F.UDP | F.CONNECTING | F.RESOLVING | F.LISTENING | F.CLOSE_IMMEDIATELY)
@@ -146,7 +147,12 @@ class Connection:
 
     @flags.setter
     def flags(self, value: int) -> None:
-        self._flags = int(value)
+        v = int(value)
+        if v & _CLOSING and not self._flags & _CLOSING:
+            # set from another connection's handler or between polls: close in this
+            # round, not after the next select() sleeps
+            self.mgr._dirty.append(self)
+        self._flags = v
 
     @property
     def local(self) -> Any:

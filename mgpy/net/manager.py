@@ -71,6 +71,8 @@ _CONNECTING = int(F.CONNECTING)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
+_SSL = int(F.SSL)
+_SSL_READY = int(F.SSL | F.SSL_HANDSHAKE_DONE)
 
 # heap entry kinds
 _K_TIMER = 0  # user set_timer
@@ -273,6 +275,8 @@ class Manager(Dialer):
         for c in list(self._conns):
             if c._closed:
                 continue
+            if (c._flags & _SSL_READY) == _SSL and c.listener is not None:
+                continue  # a TLS handshake before ACCEPT: invisible, like for POLL
             self._cur = c  # fn's sends to c are batched into one write
             try:
                 fn(c, EV_POLL, data)

@@ -159,6 +159,33 @@ class TestCloseFromEveryEvent:
         assert "in RECV" in text and "in ERROR" in text and "in CLOSE" in text
         assert not lc.closed  # the listener keeps serving
 
+    def test_close_flagged_from_elsewhere_does_not_wait_for_the_next_select(
+        self, mgr: mgpy.Manager
+    ) -> None:
+        acc: list[Conn] = []
+        closed_at: dict[Conn, float] = {}
+        flagged_at: list[float] = []
+
+        def srv(c: Conn, ev: Any, ev_data: Any) -> None:
+            if ev == Ev.ACCEPT:
+                acc.append(c)
+            elif ev == Ev.CLOSE:
+                closed_at[c] = time.monotonic()
+            elif ev == Ev.POLL and len(acc) == 2 and c is acc[1] and not flagged_at:
+                acc[0].flags |= F.CLOSE_IMMEDIATELY  # already polled in this round
+                flagged_at.append(time.monotonic())
+
+        lc = mgr.bind("127.0.0.1:0", srv)
+        s1, s2 = socket.create_connection(lc.local), socket.create_connection(lc.local)
+        run_until(mgr, lambda: flagged_at)
+        assert acc[0] in closed_at  # in the same round: was after the next select() sleep
+        acc[1].flags |= F.SEND_AND_CLOSE  # between polls, from the application
+        t0 = time.monotonic()
+        mgr.poll(500)  # closes first, then sleeps (nothing else to do)
+        assert acc[1] in closed_at and closed_at[acc[1]] - t0 < 0.25
+        s1.close()
+        s2.close()
+
     def test_closing_the_listener_in_accept_stops_accepting_at_once(
         self, mgr: mgpy.Manager
     ) -> None:
@@ -300,6 +327,30 @@ class TestConnectAlwaysFires:
         probe = mgr.connect("tcp://fast.test:9", cli)  # queued behind the cancelled ones
         run_until(mgr, lambda: probe.closed)
         assert len(calls) == 4  # the 36 queued lookups of closed connections never ran
+
+
+def test_connect_storm_to_refused_and_unresolvable_peers(mgr: mgpy.Manager) -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there
+    fd0 = _nfd()
+    rec = Seq()
+    for _ in range(700):
+        mgr.connect(f"tcp://127.0.0.1:{port}", rec)
+        mgr.connect(f"tcp://localhost:{port}", rec)  # through the resolver
+        mgr.connect(f"tcp://{'a' * 64}.invalid:80", rec)  # a lookup that fails
+    threads = [threading.active_count()]
+
+    def all_closed() -> bool:
+        threads.append(threading.active_count())
+        return sum(s.count("CLOSE") for s in rec.seq.values()) == 2100
+
+    run_until(mgr, all_closed, timeout=30)
+    assert max(threads) <= threads[0] + 4  # the resolver's pool is bounded
+    for seq in rec.seq.values():
+        assert seq[0] == "CONNECT" and seq.count("CONNECT") == 1 and seq[-1] == "CLOSE"
+    assert mgr.connections == [] and _nfd() <= fd0
 
 
 class TestDescriptorExhaustion:

@@ -199,6 +199,21 @@ class TestHostilePeers:
         assert rec.seq[c][-1] == "CLOSE"
 
 
+def test_broadcast_skips_handshakes_not_yet_accepted(mgr: mgpy.Manager, certs: Certs) -> None:
+    rec = Seq(_echo)
+    lc = mgr.bind("127.0.0.1:0", rec, tls=_opts(certs))
+    stalled = socket.create_connection(lc.local)  # TCP accepted, no ClientHello yet
+    p = BioPeer(mgr, lc.local[1], certs)
+    p.handshake()
+    run_until(mgr, lambda: mgr.accepted == 2 and len(rec.accepted()) == 1)
+    seen: list[Conn] = []
+    mgr.broadcast(lambda c, ev, d: seen.append(c), None)
+    run_until(mgr, lambda: seen)
+    assert sorted(map(id, seen)) == sorted(map(id, [lc, *rec.accepted()]))  # no invisible one
+    stalled.close()
+    p.sock.close()
+
+
 class TestCloseAndEof:
     def test_half_closed_client_gets_a_later_answer(self, mgr: mgpy.Manager, certs: Certs) -> None:
         def srv(c: Conn, ev: Any, ev_data: Any) -> None:
