@@ -18,6 +18,7 @@ import re
 import time
 from time import time as _time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..errors import LocalProtocolError
 from ..events import F, Headers
@@ -48,6 +49,7 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # CR, LF, NUL, other CTLs, DEL, and anything latin-1 cannot carry (RFC 9110 5.5)
 _BAD_VALUE_RE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 _MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 _date_cache: list[Any] = [0, ""]
 _status_cache: dict[int, str] = {}
@@ -332,9 +334,17 @@ def http_send_error(c: Connection, code: int, reason: str | None = None) -> None
 
 
 def http_send_redirect(c: Connection, code: int, location: str, headers: Headers = None) -> None:
-    """Send a redirect (301, 302, 303, 307, 308) to ``location`` with a small HTML body."""
+    """Send a redirect (301, 302, 303, 307, 308) to ``location`` with a small HTML body.
+
+    Non-ASCII characters (a user's file name, say) are percent-encoded as UTF-8, as
+    RFC 3987 3.1 maps an IRI to a URI; CR, LF and other controls raise
+    ``LocalProtocolError`` like in any header.
+    """
     if code not in (301, 302, 303, 307, 308):
         raise LocalProtocolError(f"{code} is not a redirect status")
+    location = _NON_ASCII.sub(
+        lambda m: quote(m.group(), safe="", errors="surrogateescape"), location
+    )
     hs = normalize_headers(headers)
     hs.append(("Location", location))
     hs.append(("Content-Type", "text/html; charset=utf-8"))

@@ -471,6 +471,25 @@ class TestHeaderValues:
         assert cl.responses(1)[0].body == b"fallback"
         assert len(errors) == 1
 
+    def test_redirect_to_a_non_ascii_location_is_percent_encoded(self, mgr: mgpy.Manager) -> None:
+        """Was a 500 (UnicodeEncodeError) for any redirect to a user's non-latin-1 name."""
+        errors: list[Exception] = []
+
+        def h(c: mgpy.Connection, ev: Any, hm: Any) -> None:
+            if ev == Ev.HTTP_REQUEST:
+                try:
+                    mgpy.http_send_redirect(c, 302, "/x\r\nSet-Cookie: a=b")
+                except mgpy.LocalProtocolError as e:
+                    errors.append(e)
+                mgpy.http_send_redirect(c, 302, "/files/日本 ü?q=€")
+
+        cl = Client(mgr, serve(mgr, h))
+        cl.send(get("/"))
+        [r] = cl.responses(1)
+        assert r.status == 302
+        assert r.headers["location"] == "/files/%E6%97%A5%E6%9C%AC %C3%BC?q=%E2%82%AC"
+        assert len(errors) == 1 and "set-cookie" not in r.headers
+
 
 # --------------------------------------------------------------------------------------
 # smuggling probes that must keep failing (not covered by test_http_malformed's table)
