@@ -32,6 +32,7 @@ _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 _UDP = int(F.UDP)
+_LISTENING = int(F.LISTENING)
 #: flags under which a send is never written straight away
 _NOT_DIRECT = int(F.UDP | F.CONNECTING | F.RESOLVING | F.LISTENING | F.CLOSE_IMMEDIATELY)
 _WRITE = 2  # selectors.EVENT_WRITE
@@ -184,13 +185,16 @@ class Connection:
 
         The data is written as soon as the current event handler returns.  A send
         that would grow ``send_mbuf`` past ``Limits.max_send_buffer`` is refused
-        (returns 0) and the connection is closed with an ERROR event.
+        (returns 0) and the connection is closed with an ERROR event.  On a
+        listener (e.g. from a broadcast to every connection) nothing is sent: 0.
         """
         if self._closed:
             return 0
         if isinstance(data, str):
             data = data.encode()
         if self._flags & _NOT_DIRECT:
+            if self._flags & _LISTENING:
+                return 0  # writing to a listening socket would fail and close the listener
             if self._flags & _UDP:
                 return self.mgr._udp_send(self, data)
         else:

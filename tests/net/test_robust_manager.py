@@ -220,6 +220,35 @@ class TestCloseFromEveryEvent:
         assert any("re-entered" in (r.exc_text or "") for r in caplog.records)
         mgr.poll(0)  # the outer loop is intact
 
+    @pytest.mark.parametrize("kind", ["tcp", "udp"])
+    def test_broadcast_sending_to_every_connection_spares_the_listener(
+        self, mgr: mgpy.Manager, kind: str
+    ) -> None:
+        rec = Seq()
+        lc = mgr.bind(f"{kind}://127.0.0.1:0", rec)
+        if kind == "tcp":
+            s = socket.create_connection(lc.local)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b"hi", lc.local)
+        run_until(mgr, lambda: rec.accepted())
+        s.setblocking(False)
+        got = bytearray()
+
+        def arrived() -> bool:
+            try:
+                got.extend(s.recv(100))
+            except BlockingIOError:
+                pass
+            return got == b"news"
+
+        mgr.broadcast(lambda c, ev, d: c.send(d), b"news")  # the naive chat broadcast
+        run_until(mgr, arrived)
+        for _ in range(5):
+            mgr.poll(1)
+        assert not lc.closed and rec.seq[lc] == []  # no ERROR, no CLOSE for the listener
+        s.close()
+
     def test_a_broadcast_that_broadcasts_again_cannot_hold_poll(self, mgr: mgpy.Manager) -> None:
         lc = mgr.bind("127.0.0.1:0", lambda c, ev, d: None)
         hits: list[int] = []
