@@ -32,6 +32,12 @@ class Limits:
     #: having reached high water (asyncio transports: 64 KiB / 16 KiB)
     send_high_water: int = 64 * KiB
     send_low_water: int = 16 * KiB
+    #: a peer that takes none of our queued data for this long is dropped (nginx send_timeout
+    #: 60 s); 0 = wait forever
+    send_timeout: float = 60.0
+    #: peers a UDP listener keeps a child connection for; the longest-silent one is closed
+    #: to make room (a UDP "connection" table must not grow with every source address)
+    max_udp_peers: int = 4096
     #: outbound connect (DNS + TCP + TLS) deadline (browsers give up after ~30 s)
     connect_timeout: float = 30.0
     #: TLS handshake deadline, accepted and outbound connections (Go's net/http: 10 s)

@@ -70,6 +70,8 @@ class Connection:
         "_timer",
         "_timer_q",
         "_tls",
+        "_wprog",
+        "_wq",
         "_x",
         "limits",
         "listener",
@@ -112,6 +114,8 @@ class Connection:
         self._pump: Callable[[Connection, int], int] | None = None
         self._high = limits.send_high_water
         self._sent = 0  # bytes written by a direct send whose SEND is not delivered yet
+        self._wprog = 0.0  # monotonic time of the last write progress (send_timeout)
+        self._wq = False  # a send_timeout heap entry is queued
 
     # -- handlers and flags -------------------------------------------------------
     @property

@@ -6,7 +6,7 @@ the resolver's worker threads first, and the connection's CONNECT event always
 follows -- status 0, or an errno-like code (refused, timed out, DNS failure) and
 then CLOSE.  Several resolved addresses are tried in turn.  A UDP listener hands
 each datagram to a child connection per peer (ACCEPT for a new peer, then RECV);
-at most ``_UDP_MAX_PEERS`` children live at once per listener: a datagram from
+at most ``Limits.max_udp_peers`` children live at once per listener: a datagram from
 one more peer closes the child that has been silent longest (it gets CLOSE).
 """
 
@@ -48,7 +48,6 @@ _K_CONNECT = 3
 #: datagrams read per readiness event of one UDP listener
 _UDP_BATCH = 64
 #: child connections (peers) one UDP listener keeps; the least recently heard is evicted
-_UDP_MAX_PEERS = 4096
 
 
 class Dialer:
@@ -263,9 +262,11 @@ class Dialer:
                 del children[addr]  # most recently heard last: eviction takes the first
                 children[addr] = c
             if c is None or c._closed:
-                if len(children) >= _UDP_MAX_PEERS:
+                if len(children) >= lc.limits.max_udp_peers:
                     old = next(iter(children.values()))
-                    log.debug("%r: more than %d UDP peers, closing %r", lc, _UDP_MAX_PEERS, old)
+                    log.debug(
+                        "%r: more than %d UDP peers, closing %r", lc, lc.limits.max_udp_peers, old
+                    )
                     self._close(old)  # removes itself from children
                 c = Connection(cast("Manager", self), lc.sock, lc._handler, lc.limits)
                 c._proto = lc._proto

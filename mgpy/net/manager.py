@@ -78,6 +78,7 @@ _SSL_READY = int(F.SSL | F.SSL_HANDSHAKE_DONE)
 _K_TIMER = 0  # user set_timer
 _K_EXPIRE = 1  # protocol deadline (c._expire_at)
 _K_CALL = 2  # internal call_later
+_K_SEND = 4  # send_timeout: the peer stopped taking our data
 
 #: seconds a listener rests after accept() fails for lack of file descriptors
 _EMFILE_PAUSE = 0.1
@@ -377,6 +378,18 @@ class Manager(Dialer):
                     except Exception:
                         log.exception("timeout handler raised on %r", c)
                         c._flags |= _CLOSE_IMMEDIATELY
+            elif kind == _K_SEND:
+                c._wq = False
+                if not c._mask & _W or c._flags & (_CONNECTING | _RESOLVING):
+                    continue
+                t = c.limits.send_timeout
+                if mono - c._wprog >= t:
+                    c._error = f"send timed out: the peer took no data for {t:g}s"
+                    c._flags |= _CLOSE_IMMEDIATELY
+                else:
+                    c._wq = True
+                    self._push(c._wprog + t, _K_SEND, c, None)
+                    continue
             elif kind == _K_CONNECT:
                 if c._x is not None:
                     c._x.pop("cdl", None)
@@ -518,6 +531,10 @@ class Manager(Dialer):
             self._handler_raised(c, ev)
 
     def _handler_raised(self, c: Connection, ev: Any) -> None:
+        if c._flags & _LISTENING:
+            # a listener is the server itself: closing it would stop every future client
+            log.exception("handler raised on listener %r (event %s); it stays open", c, Ev(ev).name)
+            return
         log.exception("handler raised on %r (event %s); closing the connection", c, Ev(ev).name)
         if c._error is None:
             c._error = "handler raised an exception"
@@ -695,6 +712,7 @@ class Manager(Dialer):
             return
         if n:
             self.bytes_out += n
+            c._wprog = self._mono
             if n == len(buf):
                 try:
                     buf.clear()
@@ -760,6 +778,7 @@ class Manager(Dialer):
 
     def _pumped(self, c: Connection, n: int) -> None:
         """A pump wrote ``n`` bytes straight to the socket: count them and fire SEND."""
+        c._wprog = self._mono
         c._nq += n
         self.bytes_out += n
         self._call(c, EV_SEND, n)
@@ -769,6 +788,12 @@ class Manager(Dialer):
         if mask == old or c.sock is None:
             return
         c._mask = mask
+        if mask & _W and not old & _W:  # waiting for the peer to take our data
+            c._wprog = self._mono
+            t = c.limits.send_timeout
+            if t and not c._wq:
+                c._wq = True
+                self._push(self._mono + t, _K_SEND, c, None)
         try:
             if not old:
                 self._sel.register(c.sock, mask, c)

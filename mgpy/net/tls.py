@@ -543,6 +543,8 @@ class _Tls:
             c.mgr._fail(c, f"send: {e.strerror or e}")
             return False
         c.mgr.bytes_out += n
+        if n:
+            c._wprog = c.mgr._mono
         if data is out:
             if n >= len(out):
                 out.clear()

@@ -28,7 +28,6 @@ import pytest
 
 import mgpy
 from mgpy import Ev, F, Limits
-from mgpy.net import dial
 from tests.conftest import run_until
 
 Conn = mgpy.Connection
@@ -608,12 +607,9 @@ class TestUdp:
             assert not c.closed
         peer.close()
 
-    def test_children_are_bounded_least_recently_heard_evicted(
-        self, mgr: mgpy.Manager, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setattr(dial, "_UDP_MAX_PEERS", 8)
+    def test_children_are_bounded_least_recently_heard_evicted(self, mgr: mgpy.Manager) -> None:
         rec = Seq()
-        lc = mgr.bind("udp://127.0.0.1:0", rec)
+        lc = mgr.bind("udp://127.0.0.1:0", rec, limits=mgpy.Limits(max_udp_peers=8))
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(20)]
         for i, s in enumerate(socks):
             s.sendto(b"%d" % i, lc.local)
