@@ -16,7 +16,6 @@ import contextlib
 import os
 import struct
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -43,12 +42,19 @@ OPTS: dict[str, Any] = {
 }
 
 
+#: notified by the server threads whenever they record something
+_CHANGED = threading.Condition()
+
+
+def _changed() -> None:
+    with _CHANGED:
+        _CHANGED.notify_all()
+
+
 def wait_for(cond: Any, timeout: float = 5.0) -> None:
-    """Wait for a condition set by another thread, checking with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
+    """Wait (with a deadline) for a condition that a server thread makes true."""
+    with _CHANGED:
+        assert _CHANGED.wait_for(cond, timeout), "condition not met in time"
 
 
 # ------------------------------------------------------------------------------------
@@ -79,6 +85,11 @@ class MgpyServer:
         self._thread.join(10)
 
     def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
+        self._handle(c, ev, ev_data)
+        if ev != Ev.POLL:
+            _changed()
+
+    def _handle(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
         if ev == Ev.WS_HANDSHAKE_REQUEST:
             self.requests.append(ev_data)
             if ev_data.uri == "/forbidden":
@@ -247,6 +258,7 @@ class PeerServer:
     def handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         self.requests.append(ws.request.headers)
+        _changed()
         try:
             for msg in ws:
                 if msg == "close-me":
@@ -261,6 +273,7 @@ class PeerServer:
         except ConnectionClosed:
             pass
         self.closes[ws.request.path] = (ws.close_code, ws.close_reason)
+        _changed()
 
 
 @pytest.fixture(scope="module")

@@ -488,9 +488,13 @@ class TestStreams:
     def test_slow_reader_gets_a_large_download_whole(self, mgr: mgpy.Manager, certs: Certs) -> None:
         body = hashlib.sha256(b"x").digest() * (6 * 1024 * 1024 // 32)
 
+        backlog = threading.Event()  # the server holds plaintext the socket would not take
+
         def srv(c: Conn, ev: Any, ev_data: Any) -> None:
             if ev == Ev.HTTP_REQUEST:
                 mgpy.http_reply(c, 200, body)
+            elif ev == Ev.POLL and c.listener is not None and c.send_mbuf.len:
+                backlog.set()
 
         port = _https(mgr, certs, srv)
 
@@ -500,11 +504,8 @@ class TestStreams:
             raw.connect(("127.0.0.1", port))
             with _client_ctx(certs).wrap_socket(raw, server_hostname="localhost") as s:
                 s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                out = bytearray()
-                t_end = time.monotonic() + 0.5
-                while time.monotonic() < t_end:  # dawdle: the server's send queue fills
-                    out += s.recv(4096)
-                    time.sleep(0.005)
+                out = bytearray(s.recv(4096))
+                assert backlog.wait(10)  # read the rest only once the server is backed up
                 out += _recv_all(s)
             return bytes(out)
 
