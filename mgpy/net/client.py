@@ -19,12 +19,24 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Error, ProtocolError
-from ..events import Ev, F, Headers, HttpMessage
+from ..events import Headers, HttpMessage
 from ..proto import ws as _wscore
 from ..proto.http1 import END, NEED_DATA, HttpReader, request_head
 from ..proto.httputil import basic_auth_header
 from . import http as _http
 from . import ws as _ws
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CONNECTING,
+    _DELETE_CHUNK,
+    _SEND_AND_CLOSE,
+    _SSL,
+    EV_CONNECT,
+    EV_ERROR,
+    EV_HTTP_CHUNK,
+    EV_HTTP_REPLY,
+    EV_WS_HANDSHAKE_DONE,
+)
 from .addr import parse_addr
 
 if TYPE_CHECKING:
@@ -35,18 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["connect_http", "connect_ws"]
 
 log = logging.getLogger("mgpy")
-
-EV_CONNECT = Ev.CONNECT
-EV_HTTP_REPLY = Ev.HTTP_REPLY
-EV_HTTP_CHUNK = Ev.HTTP_CHUNK
-EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
-EV_ERROR = Ev.ERROR
-
-_DELETE_CHUNK = int(F.DELETE_CHUNK)
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
-_CONNECTING = int(F.CONNECTING)
-_SSL = int(F.SSL)
 
 
 class ClientX:

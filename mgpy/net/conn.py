@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ..events import F, Headers
 from ..limits import Limits
 from ..mbuf import Mbuf
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CLOSING,
+    _LISTENING,
+    _SEND_AND_CLOSE,
+    _UDP,
+)
 
 if TYPE_CHECKING:
     from .manager import Manager
@@ -28,11 +35,6 @@ log = logging.getLogger("mgpy")
 Handler = Callable[["Connection", Any, Any], None]
 Data = bytes | bytearray | memoryview | str
 
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
-_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
-_UDP = int(F.UDP)
-_LISTENING = int(F.LISTENING)
 #: flags under which a send is never written straight away
 _NOT_DIRECT = int(F.UDP | F.CONNECTING | F.RESOLVING | F.LISTENING | F.CLOSE_IMMEDIATELY)
 _WRITE = 2  # selectors.EVENT_WRITE

@@ -15,12 +15,23 @@ from __future__ import annotations
 import concurrent.futures
 import errno
 import logging
-import selectors
 import socket
 from typing import TYPE_CHECKING, Any, cast
 
-from ..events import Ev, F
+from ..events import Ev
 from ..limits import Limits
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CLOSING,
+    _CONNECTING,
+    _R,
+    _RESOLVING,
+    _UDP,
+    _W,
+    EV_ACCEPT,
+    EV_CONNECT,
+    EV_RECV,
+)
 from .addr import Addr, Resolver, parse_addr
 from .conn import Connection, Handler
 
@@ -31,17 +42,6 @@ __all__ = ["Dialer"]
 
 log = logging.getLogger("mgpy")
 
-_R = selectors.EVENT_READ
-_W = selectors.EVENT_WRITE
-EV_ACCEPT = Ev.ACCEPT
-EV_CONNECT = Ev.CONNECT
-EV_RECV = Ev.RECV
-EV_SEND = Ev.SEND
-_UDP = int(F.UDP)
-_RESOLVING = int(F.RESOLVING)
-_CONNECTING = int(F.CONNECTING)
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
-_CLOSING = int(F.SEND_AND_CLOSE) | _CLOSE_IMMEDIATELY
 
 #: heap entry kind of a connect deadline (Manager._run_timers)
 _K_CONNECT = 3

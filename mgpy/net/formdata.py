@@ -33,10 +33,20 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProtocolError, RemoteProtocolError
-from ..events import Ev, F, HttpMessage, MultipartPart
+from ..events import Ev, HttpMessage, MultipartPart
 from ..proto import multipart as _mp
 from . import auth as _auth
 from . import http as _http
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CLOSING,
+    _SEND_AND_CLOSE,
+    EV_HTTP_MULTIPART_REQUEST,
+    EV_HTTP_MULTIPART_REQUEST_END,
+    EV_HTTP_PART_BEGIN,
+    EV_HTTP_PART_DATA,
+    EV_HTTP_PART_END,
+)
 
 if TYPE_CHECKING:
     from .conn import Connection
@@ -44,16 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["MpState"]
 
 log = logging.getLogger("mgpy")
-
-EV_MULTIPART_REQUEST = Ev.HTTP_MULTIPART_REQUEST
-EV_PART_BEGIN = Ev.HTTP_PART_BEGIN
-EV_PART_DATA = Ev.HTTP_PART_DATA
-EV_PART_END = Ev.HTTP_PART_END
-EV_MULTIPART_REQUEST_END = Ev.HTTP_MULTIPART_REQUEST_END
-
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
-_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 
 
 class MpState:
@@ -96,7 +96,7 @@ def mp_start(c: Connection, st: _http.HttpState, hm: HttpMessage, ctype: str) ->
                 _stopped(c, st)
                 return False
     st.nq0 = c._nq
-    if not _emit(c, st, mp, EV_MULTIPART_REQUEST, hm):
+    if not _emit(c, st, mp, EV_HTTP_MULTIPART_REQUEST, hm):
         return False
     # RFC 9110 10.1.1: 100 (Continue) only for a request the server will read
     if expect:
@@ -177,7 +177,7 @@ def _redeliver(c: Connection, st: _http.HttpState, mp: MpState) -> bool:
     part.data = data
     part.num_data_consumed = len(data)
     mp.pending = b""
-    if not _emit(c, st, mp, EV_PART_DATA, part):
+    if not _emit(c, st, mp, EV_HTTP_PART_DATA, part):
         return False
     used = max(0, min(part.num_data_consumed, len(data)))
     mp.pending = data[used:]
@@ -228,7 +228,7 @@ def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
             data: bytes = ev  # type: ignore[assignment]
             part.data = data
             part.num_data_consumed = len(data)
-            if not _emit(c, st, mp, EV_PART_DATA, part):
+            if not _emit(c, st, mp, EV_HTTP_PART_DATA, part):
                 return
             used = part.num_data_consumed
             if used < len(data):
@@ -239,7 +239,7 @@ def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
         elif cls is _mp.PartBegin:
             pb: _mp.PartBegin = ev  # type: ignore[assignment]
             mp.part = MultipartPart(pb.name, pb.filename, b"", 0, pb.headers)
-            if not _emit(c, st, mp, EV_PART_BEGIN, mp.part):
+            if not _emit(c, st, mp, EV_HTTP_PART_BEGIN, mp.part):
                 return
         elif cls is _mp.PartEnd:
             part = mp.part
@@ -247,7 +247,7 @@ def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
                 part.data = b""
                 part.status = 0
                 mp.part = None
-                if not _emit(c, st, mp, EV_PART_END, part):
+                if not _emit(c, st, mp, EV_HTTP_PART_END, part):
                     return
         elif cls is _mp.MultipartEnd and mp.body_done:
             _finish(c, st, mp, 0)
@@ -270,14 +270,14 @@ def _finish(c: Connection, st: _http.HttpState, mp: MpState, status: int) -> Non
         st.nq0 = c._nq
         c._expire_at = 0.0
         try:
-            st.h(c, EV_MULTIPART_REQUEST_END, end)
+            st.h(c, EV_HTTP_MULTIPART_REQUEST_END, end)
         except Exception:
             _http._app_error(c, st, "HTTP_MULTIPART_REQUEST_END")
             return
         if st.phase == _http._WAIT:
             _http.check_done(c, st)
     else:
-        st.h(c, EV_MULTIPART_REQUEST_END, end)
+        st.h(c, EV_HTTP_MULTIPART_REQUEST_END, end)
 
 
 def mp_abort(c: Connection, st: _http.HttpState) -> None:
@@ -294,13 +294,13 @@ def mp_abort(c: Connection, st: _http.HttpState) -> None:
         part.data = b""
         part.status = -1
         try:
-            h(c, EV_PART_END, part)
+            h(c, EV_HTTP_PART_END, part)
         except Exception:
             log.exception("handler raised on HTTP_PART_END for %r", c)
     mp.ended = True
     st.mp = None
     try:
-        h(c, EV_MULTIPART_REQUEST_END, MultipartPart(None, None, b"", -1))
+        h(c, EV_HTTP_MULTIPART_REQUEST_END, MultipartPart(None, None, b"", -1))
     except Exception:
         log.exception("handler raised on HTTP_MULTIPART_REQUEST_END for %r", c)
 

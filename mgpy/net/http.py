@@ -35,9 +35,18 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitExceeded, LocalProtocolError, ProtocolError
-from ..events import Ev, F, HttpMessage
+from ..events import HttpMessage
 from ..proto.http1 import END, NEED_DATA, HttpReader
 from ..proto.httputil import glob_match
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CLOSING,
+    _DELETE_CHUNK,
+    _LISTENING,
+    _SEND_AND_CLOSE,
+    EV_HTTP_CHUNK,
+    EV_HTTP_REQUEST,
+)
 
 if TYPE_CHECKING:
     from ..proto.ws import WsProtocol
@@ -56,21 +65,6 @@ __all__ = [
 
 log = logging.getLogger("mgpy")
 
-EV_POLL = Ev.POLL
-EV_ACCEPT = Ev.ACCEPT
-EV_CONNECT = Ev.CONNECT
-EV_RECV = Ev.RECV
-EV_SEND = Ev.SEND
-EV_CLOSE = Ev.CLOSE
-EV_HTTP_REQUEST = Ev.HTTP_REQUEST
-EV_HTTP_REPLY = Ev.HTTP_REPLY
-EV_HTTP_CHUNK = Ev.HTTP_CHUNK
-
-_LISTENING = int(F.LISTENING)
-_DELETE_CHUNK = int(F.DELETE_CHUNK)
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
-_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 
 #: HTTP_CHUNK follows every read while the body kept so far is at most this large
 _CHUNK_EVERY_READ = 16 * 1024

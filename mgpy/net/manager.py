@@ -40,8 +40,30 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import Error
-from ..events import Ev, F
+from ..events import Ev
 from ..limits import Limits
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CLOSING,
+    _CONNECTING,
+    _LISTENING,
+    _R,
+    _RESOLVING,
+    _SEND_AND_CLOSE,
+    _SSL,
+    _SSL_READY,
+    _UDP,
+    _W,
+    EV_ACCEPT,
+    EV_CLOSE,
+    EV_CONNECT,
+    EV_ERROR,
+    EV_POLL,
+    EV_RECV,
+    EV_SEND,
+    EV_TIMER,
+    EV_WRITABLE,
+)
 from .addr import Resolver, parse_addr
 from .conn import Connection, Handler
 from .dial import _K_CONNECT, Dialer
@@ -51,28 +73,7 @@ __all__ = ["Connection", "Manager"]
 log = logging.getLogger("mgpy")
 
 _intern = sys.intern
-_R = selectors.EVENT_READ
-_W = selectors.EVENT_WRITE
 
-EV_POLL = Ev.POLL
-EV_ACCEPT = Ev.ACCEPT
-EV_CONNECT = Ev.CONNECT
-EV_RECV = Ev.RECV
-EV_SEND = Ev.SEND
-EV_CLOSE = Ev.CLOSE
-EV_TIMER = Ev.TIMER
-EV_WRITABLE = Ev.WRITABLE
-EV_ERROR = Ev.ERROR
-
-_LISTENING = int(F.LISTENING)
-_UDP = int(F.UDP)
-_RESOLVING = int(F.RESOLVING)
-_CONNECTING = int(F.CONNECTING)
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
-_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
-_SSL = int(F.SSL)
-_SSL_READY = int(F.SSL | F.SSL_HANDSHAKE_DONE)
 
 # heap entry kinds
 _K_TIMER = 0  # user set_timer

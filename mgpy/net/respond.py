@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import LocalProtocolError
-from ..events import F, Headers
+from ..events import Headers
 from ..proto.http1 import encode_chunk, reason_phrase
 from . import http as _http
+from ._consts import (
+    _SEND_AND_CLOSE,
+)
 from .http import _WAIT
 from .http import HttpState as _HttpState
 
@@ -40,7 +43,6 @@ __all__ = [
     "send_http_chunk",
 ]
 
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 
 #: statuses after which the connection cannot be trusted to continue (framing unknown)
 _CLOSING_CODES = frozenset((400, 408, 413, 414, 431, 501, 505))

@@ -52,13 +52,26 @@ import functools
 import logging
 import os
 import re
-import selectors
 import ssl
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Error
-from ..events import Ev, F
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CONNECTING,
+    _HANDSHAKE_DONE,
+    _R,
+    _SEND_AND_CLOSE,
+    _SSL,
+    _UDP,
+    _W,
+    EV_ACCEPT,
+    EV_CONNECT,
+    EV_RECV,
+    EV_SEND,
+    EV_WRITABLE,
+)
 
 if TYPE_CHECKING:
     from .conn import Connection
@@ -67,21 +80,6 @@ __all__ = ["TlsInfo", "TlsOpts", "tls_info"]
 
 log = logging.getLogger("mgpy")
 
-_R = selectors.EVENT_READ
-_W = selectors.EVENT_WRITE
-
-EV_ACCEPT = Ev.ACCEPT
-EV_CONNECT = Ev.CONNECT
-EV_RECV = Ev.RECV
-EV_SEND = Ev.SEND
-EV_WRITABLE = Ev.WRITABLE
-
-_SSL = int(F.SSL)
-_HANDSHAKE_DONE = int(F.SSL_HANDSHAKE_DONE)
-_CONNECTING = int(F.CONNECTING)
-_UDP = int(F.UDP)
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 
 _HANDSHAKE = 0
 _OPEN = 1

@@ -38,9 +38,17 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
 
-from ..events import Ev, HttpMessage, MultipartPart
+from ..events import HttpMessage, MultipartPart
 from ..proto.multipart import sanitize_filename
 from . import http as _http
+from ._consts import (
+    EV_HTTP_MULTIPART_REQUEST,
+    EV_HTTP_MULTIPART_REQUEST_END,
+    EV_HTTP_PART_BEGIN,
+    EV_HTTP_PART_DATA,
+    EV_HTTP_PART_END,
+    EV_HTTP_REQUEST,
+)
 from .respond import http_reply
 
 if TYPE_CHECKING:
@@ -53,12 +61,6 @@ log = logging.getLogger("mgpy")
 #: ``name_fn(c, sanitized_file_name)`` returns the path to save to, or None to refuse
 NameFn = Callable[["Connection", str], Union[str, "os.PathLike[str]", None]]
 
-EV_HTTP_REQUEST = Ev.HTTP_REQUEST
-EV_MULTIPART_REQUEST = Ev.HTTP_MULTIPART_REQUEST
-EV_PART_BEGIN = Ev.HTTP_PART_BEGIN
-EV_PART_DATA = Ev.HTTP_PART_DATA
-EV_PART_END = Ev.HTTP_PART_END
-EV_MULTIPART_REQUEST_END = Ev.HTTP_MULTIPART_REQUEST_END
 
 #: "name (1).ext" ... tried before giving up when ``overwrite=False``
 _MAX_RENAMES = 1000
@@ -131,18 +133,18 @@ class FileUploadHandler:
 
     def __call__(self, c: Connection, ev: Any, ev_data: Any) -> None:
         """Handle one event; events other than the multipart ones are ignored."""
-        if ev == EV_PART_DATA:
+        if ev == EV_HTTP_PART_DATA:
             self._data(c, ev_data)
-        elif ev == EV_PART_BEGIN:
+        elif ev == EV_HTTP_PART_BEGIN:
             self._begin(c, ev_data)
-        elif ev == EV_PART_END:
+        elif ev == EV_HTTP_PART_END:
             self._end(c, ev_data)
-        elif ev == EV_MULTIPART_REQUEST:
+        elif ev == EV_HTTP_MULTIPART_REQUEST:
             old = self._reqs.pop(c, None)
             if old is not None and old.cur is not None:
                 old.cur.discard()
             self._reqs[c] = _Request()
-        elif ev == EV_MULTIPART_REQUEST_END:
+        elif ev == EV_HTTP_MULTIPART_REQUEST_END:
             self._request_end(c, ev_data)
         elif ev == EV_HTTP_REQUEST and self.reply:
             self._not_multipart(c, ev_data)

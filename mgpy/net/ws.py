@@ -30,11 +30,22 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import WS_DONT_FIN, Ev, F, Headers, HttpMessage, WsMessage
+from ..events import WS_DONT_FIN, Headers, HttpMessage, WsMessage
 from ..proto import ws as _core
 from ..proto.http1 import response_head
 from . import auth as _auth
 from . import http as _http
+from ._consts import (
+    _CLOSE_IMMEDIATELY,
+    _CLOSING,
+    _IS_WEBSOCKET,
+    _NO_DEFRAG,
+    _SEND_AND_CLOSE,
+    EV_WS_CONTROL_FRAME,
+    EV_WS_FRAME,
+    EV_WS_HANDSHAKE_DONE,
+    EV_WS_HANDSHAKE_REQUEST,
+)
 
 if TYPE_CHECKING:
     from .conn import Connection
@@ -43,16 +54,7 @@ __all__ = ["send_websocket_frame", "ws_accept", "ws_close", "ws_dropped"]
 
 log = logging.getLogger("mgpy")
 
-EV_WS_HANDSHAKE_REQUEST = Ev.WS_HANDSHAKE_REQUEST
-EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
-EV_WS_FRAME = Ev.WS_FRAME
-EV_WS_CONTROL_FRAME = Ev.WS_CONTROL_FRAME
 
-_IS_WEBSOCKET = int(F.IS_WEBSOCKET)
-_NO_DEFRAG = int(F.WEBSOCKET_NO_DEFRAG)
-_SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
-_CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
-_CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
 _WS_NEED_DATA = _core.NEED_DATA
 #: payloads from this size up go out as header + payload, without joining them
 _BIG_FRAME = 16384
