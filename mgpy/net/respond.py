@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from ..errors import LocalProtocolError
 from ..events import Headers
-from ..proto.http1 import encode_chunk, reason_phrase
+from ..proto.http1 import check_header, encode_chunk, reason_phrase, status_line
 from . import http as _http
 from ._consts import (
     _SEND_AND_CLOSE,
@@ -47,9 +47,7 @@ __all__ = [
 #: statuses after which the connection cannot be trusted to continue (framing unknown)
 _CLOSING_CODES = frozenset((400, 408, 413, 414, 431, 501, 505))
 
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # CR, LF, NUL, other CTLs, DEL, and anything latin-1 cannot carry (RFC 9110 5.5)
-_BAD_VALUE_RE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 _MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
@@ -66,16 +64,11 @@ def http_date() -> str:
     return _date_cache[1]  # type: ignore[no-any-return]
 
 
-def _status(code: int, reason: str | None) -> str:
-    if reason is not None:
-        if _BAD_VALUE_RE.search(reason):
-            raise LocalProtocolError("control character in reason phrase")
-        return f"HTTP/1.1 {code} {reason}\r\n"
+def _status(code: int) -> str:
+    """``HTTP/1.1 <code> <reason>\r\n`` as text (the proto serializer's status line, cached)."""
     s = _status_cache.get(code)
     if s is None:
-        if not 100 <= code <= 999:
-            raise LocalProtocolError(f"bad status code {code}")
-        s = _status_cache[code] = f"HTTP/1.1 {code} {reason_phrase(code)}\r\n"
+        s = _status_cache[code] = status_line(code).decode("latin-1")
     return s
 
 
@@ -128,10 +121,7 @@ def _render_headers(headers: Headers) -> tuple[str, bool]:
     for k, v in items:
         k = str(k)
         v = str(v)
-        if not _TOKEN_RE.match(k) or _BAD_VALUE_RE.search(v):
-            raise LocalProtocolError(
-                f"invalid header {k!r}: names must be tokens, values without CR/LF/CTL"
-            )
+        check_header(k, v)  # names are tokens, values hold no CR/LF/CTL: no splitting
         lk = k.lower()
         if lk in _MANAGED:
             if lk == "connection" and "close" in v.lower():
@@ -183,7 +173,7 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         and st.method != "HEAD"
     ):
         # the common case: a keep-alive HTTP/1.1 answer with a body
-        s_ = _status_cache.get(code) or _status(code, None)
+        s_ = _status_cache.get(code) or _status(code)
         date = _date_cache[1] if int(_time()) == _date_cache[0] else http_date()
         head = f"{s_}Date: {date}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
         c.send(head.encode("latin-1") + body)
@@ -208,9 +198,7 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         close = close or st.resp_close or st.phase != _http._WAIT
         if st.method == "HEAD":
             body = b""
-    head = (
-        f"{_status(code, None)}Date: {http_date()}\r\n{length}{extra}{_conn_header(st, close)}\r\n"
-    )
+    head = f"{_status(code)}Date: {http_date()}\r\n{length}{extra}{_conn_header(st, close)}\r\n"
     c.send(head.encode("latin-1") + body if body else head.encode("latin-1"))
     if st is not None:
         _finish(c, st, close)
@@ -220,7 +208,7 @@ def _interim(c: Connection, st: _HttpState, code: int, extra: str) -> None:
     """Send a 1xx head (RFC 9110 15.2); it neither starts nor ends the response."""
     _check_unanswered(st)
     if not st.http10:  # RFC 9110 15.2: a server MUST NOT send a 1xx to an HTTP/1.0 client
-        st.nq0 += c.send(f"{_status(code, None)}{extra}\r\n".encode("latin-1"))
+        st.nq0 += c.send(f"{_status(code)}{extra}\r\n".encode("latin-1"))
 
 
 def _finish(c: Connection, st: _http.HttpState, close: bool) -> None:
@@ -267,9 +255,7 @@ def send_head(c: Connection, code: int, length: int = -1, headers: Headers = Non
         close = True
     if st is not None:
         close = close or st.resp_close or st.phase != _http._WAIT
-    head = (
-        f"{_status(code, None)}Date: {http_date()}\r\n{framing}{extra}{_conn_header(st, close)}\r\n"
-    )
+    head = f"{_status(code)}Date: {http_date()}\r\n{framing}{extra}{_conn_header(st, close)}\r\n"
     c.send(head.encode("latin-1"))
     if st is None:
         return

@@ -240,14 +240,14 @@ def reply(c: Connection, code: int, fields: str, body: bytes) -> None:
         close = st.resp_close or st.phase != _http._WAIT
         if st.method == "HEAD":
             head = (
-                f"{_respond._status(code, None)}Date: {_respond.http_date()}\r\n"
+                f"{_respond._status(code)}Date: {_respond.http_date()}\r\n"
                 f"Content-Length: {len(body)}\r\n{fields}{_respond._conn_header(st, close)}\r\n"
             )
             c.send(head.encode("latin-1"))
             _respond._finish(c, st, close)
             return
     head = (
-        f"{_respond._status(code, None)}Date: {_respond.http_date()}\r\n"
+        f"{_respond._status(code)}Date: {_respond.http_date()}\r\n"
         f"Content-Length: {len(body)}\r\n{fields}{_respond._conn_header(st, close)}\r\n"
     )
     c.send(head.encode("latin-1") + body)
