@@ -28,12 +28,10 @@ from . import ws as _ws
 from ._consts import (
     _CLOSE_IMMEDIATELY,
     _CONNECTING,
-    _DELETE_CHUNK,
     _SEND_AND_CLOSE,
     _SSL,
     EV_CONNECT,
     EV_ERROR,
-    EV_HTTP_CHUNK,
     EV_HTTP_REPLY,
     EV_WS_HANDSHAKE_DONE,
 )
@@ -273,18 +271,8 @@ def _on_head(c: Connection, st: _http.HttpState, hm: HttpMessage) -> None:
 
 
 def _progress(c: Connection, st: _http.HttpState) -> None:
-    body = st.body
-    hm = st.hm
-    if body is None or hm is None or len(body) == st.mark or st.client_x.ws:
-        return
-    hm.body = bytes(body)
-    c._flags &= ~_DELETE_CHUNK
-    st.h(c, EV_HTTP_CHUNK, hm)
-    if c._flags & _DELETE_CHUNK:
-        c._flags &= ~_DELETE_CHUNK
-        body.clear()
-        hm.body = b""
-    st.mark = len(body)
+    if not st.client_x.ws:
+        _http.deliver_chunk(c, st)
 
 
 def _on_end(c: Connection, st: _http.HttpState) -> None:

@@ -410,17 +410,26 @@ def _on_body(c: Connection, st: HttpState, data: bytes) -> None:
 
 
 def _body_progress(c: Connection, st: HttpState, force: bool = False) -> None:
-    """More body is on its way: deliver HTTP_CHUNK with the body so far.
-
-    While the handler keeps the body (no DELETE_CHUNK), each event copies all of it
-    into ``hm.body``: past ``_CHUNK_EVERY_READ`` bytes kept, HTTP_CHUNK waits until the
-    body has grown by a quarter, so a body dripped in tiny reads costs O(n), not O(n^2).
-    """
+    """More body is on its way: refresh body_timeout, deliver HTTP_CHUNK (deliver_chunk)."""
     mgr = c.mgr
     if c.limits.body_timeout:
         mgr._set_expire(c, mgr._mono + c.limits.body_timeout)
     if st.mp is not None:
         return
+    st.h = _route(st, c, st.hm.uri) if st.hm is not None else st.h
+    try:
+        deliver_chunk(c, st, force)
+    except Exception:
+        _app_error(c, st, "HTTP_CHUNK")
+
+
+def deliver_chunk(c: Connection, st: HttpState, force: bool = False) -> None:
+    """Fire HTTP_CHUNK with the body received so far (server and client); honour DELETE_CHUNK.
+
+    While the handler keeps the body (no DELETE_CHUNK), each event copies all of it
+    into ``hm.body``: past ``_CHUNK_EVERY_READ`` bytes kept, HTTP_CHUNK waits until the
+    body has grown by a quarter, so a body dripped in tiny reads costs O(n), not O(n^2).
+    """
     body = st.body
     hm = st.hm
     if body is None or hm is None:
@@ -429,14 +438,9 @@ def _body_progress(c: Connection, st: HttpState, force: bool = False) -> None:
     grown = len(body) - kept
     if not grown or (kept > _CHUNK_EVERY_READ and grown < kept >> 2 and not force):
         return
-    st.h = _route(st, c, hm.uri)
     hm.body = bytes(body)
     c._flags &= ~_DELETE_CHUNK
-    try:
-        st.h(c, EV_HTTP_CHUNK, hm)
-    except Exception:
-        _app_error(c, st, "HTTP_CHUNK")
-        return
+    st.h(c, EV_HTTP_CHUNK, hm)
     if c._flags & _DELETE_CHUNK:
         c._flags &= ~_DELETE_CHUNK
         body.clear()

@@ -27,6 +27,9 @@ from tests.conftest import run_until
 BIG = bytes(range(256)) * 12 * 1024  # 3 MiB, larger than Limits.max_body
 
 
+MEDIUM = bytes(range(256)) * 2400  # 600 KiB
+
+
 class PeerHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -68,6 +71,8 @@ class PeerHandler(BaseHTTPRequestHandler):
                 piece = BIG[i : i + 100_000]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/medium":
+            self._reply(200, MEDIUM)
         elif self.path == "/headers":
             body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
             self._reply(200, body, {"Content-Type": "application/json"})
@@ -245,6 +250,17 @@ class TestStreaming:
         cl = fetch(mgr, peer + "/big")
         assert cl.reply is None
         assert cl.error is not None and "max_body" in cl.error
+
+
+    def test_a_kept_body_read_in_tiny_pieces_is_not_copied_per_read(
+        self, mgr: mgpy.Manager, peer: str
+    ) -> None:
+        # ~1200 reads of <= 512 bytes; HTTP_CHUNK copies the whole kept body each time, so
+        # past 16 KiB it waits for the body to grow by a quarter (linear, not quadratic)
+        cl = fetch(mgr, peer + "/medium", limits=mgpy.Limits(max_recv_buffer=512))
+        assert cl.reply is not None and cl.reply.body == MEDIUM
+        assert 1 < len(cl.chunks) < 150
+        assert cl.chunks == sorted(cl.chunks)  # the body so far, growing
 
 
 class TestLifetime:
