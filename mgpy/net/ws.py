@@ -266,11 +266,6 @@ def _core_ping_op() -> int:
     return 0x9
 
 
-def _frame_len(n: int, client: bool) -> int:
-    """Bytes on the wire for a frame with an ``n``-byte payload (RFC 6455 5.2)."""
-    return n + (2 if n < 126 else 4 if n < 0x10000 else 10) + (4 if client else 0)
-
-
 def send_websocket_frame(c: Connection, op: int, data: Any = b"") -> None:
     """Send a WebSocket frame (``WS_OP_TEXT``/``BINARY``/``PING``/``PONG``/``CLOSE``/``CONTINUE``).
 
@@ -303,7 +298,7 @@ def send_websocket_frame(c: Connection, op: int, data: Any = b"") -> None:
     cap = lim.ws_send_queue
     if cap and opcode < 8:
         queued = len(c.send_mbuf._buf)
-        if queued and queued + _frame_len(len(data), st.client) > cap:
+        if queued and queued + _core.frame_length(len(data), st.client) > cap:
             if lim.ws_slow_policy == "drop" and opcode and not op & WS_DONT_FIN:
                 st.ws_x.dropped += 1
                 return

@@ -68,6 +68,7 @@ __all__ = [
     "check_server_handshake",
     "client_handshake_headers",
     "client_subprotocols",
+    "frame_length",
     "new_client_key",
     "server_handshake_headers",
     "valid_close_code",
@@ -152,6 +153,11 @@ def _payload(buf: Buffer, s: int, e: int, mask: Buffer | None) -> bytes:
 
 
 # -- close codes (RFC 6455 7.4) -----------------------------------------------
+
+
+def frame_length(n: int, masked: bool) -> int:
+    """Bytes on the wire for a frame with an ``n``-byte payload (RFC 6455 5.2)."""
+    return n + (2 if n < 126 else 4 if n < 0x10000 else 10) + (4 if masked else 0)
 
 
 def valid_close_code(code: int) -> bool:

@@ -251,7 +251,6 @@ class TestStreaming:
         assert cl.reply is None
         assert cl.error is not None and "max_body" in cl.error
 
-
     def test_a_kept_body_read_in_tiny_pieces_is_not_copied_per_read(
         self, mgr: mgpy.Manager, peer: str
     ) -> None:

@@ -122,3 +122,12 @@ class TestClientSends:
         assert exc is None
         assert events == [(0x89, b"p"), (0x81, "h\u00e9llo".encode()), (0x82, b"\x00" * 70000)]
         assert server.state == OPEN
+
+
+def test_frame_length_matches_the_bytes_send_produces() -> None:
+    from mgpy.proto.ws import WsProtocol, frame_length
+
+    for side in ("server", "client"):
+        ws = WsProtocol(side)  # type: ignore[arg-type]
+        for n in (0, 1, 125, 126, 65535, 65536, 70000):
+            assert len(ws.send(2, b"x" * n)) == frame_length(n, side == "client")
