@@ -48,6 +48,7 @@ from typing import Any, Final, Literal
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import HttpMessage
 from ..limits import Limits
+from ._sentinel import NEED_DATA, Sentinel
 from .http1_grammar import (
     _BARE_CR_LF,
     _CHUNK_LINE,
@@ -89,20 +90,8 @@ __all__ = [
 ]
 
 
-class _Sentinel:
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-#: returned with consumed 0 when more bytes are needed
-NEED_DATA: Final[object] = _Sentinel("NEED_DATA")
 #: the body of the current message is complete
-END: Final[object] = _Sentinel("END")
+END: Final[object] = Sentinel("END")
 
 
 #: empty lines tolerated before a request line (RFC 9112 2.2 asks for "at least one")

@@ -55,6 +55,8 @@ from urllib.parse import unquote_to_bytes
 from mgpy.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from mgpy.limits import Limits
 
+from ._sentinel import NEED_DATA, Sentinel
+
 __all__ = [
     "NEED_DATA",
     "MultipartEnd",
@@ -66,17 +68,6 @@ __all__ = [
     "parse_content_disposition",
     "sanitize_filename",
 ]
-
-
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-#: returned by ``next_event`` when it cannot go on without more bytes
-NEED_DATA: Final = _NeedData()
 
 
 class PartBegin:
@@ -127,7 +118,7 @@ _PART_END: Final = PartEnd()
 _MULTIPART_END: Final = MultipartEnd()
 
 #: what ``next_event`` returns as its first element
-MultipartEvent: TypeAlias = "PartBegin | bytes | PartEnd | MultipartEnd | _NeedData"
+MultipartEvent: TypeAlias = "PartBegin | bytes | PartEnd | MultipartEnd | Sentinel"
 
 _START, _PREAMBLE, _HEADERS, _BODY, _CLOSE, _EPILOGUE, _ERROR = range(7)
 

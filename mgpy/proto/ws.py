@@ -43,6 +43,7 @@ from typing import Final, Literal, TypeAlias
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import WS_DONT_FIN, WsMessage
+from ._sentinel import NEED_DATA
 from .ws_handshake import (
     GUID,
     accept_key,
@@ -76,19 +77,6 @@ __all__ = [
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
-
-class _Sentinel:
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-#: returned by ``next_event`` when more bytes are needed
-NEED_DATA: Final[object] = _Sentinel("NEED_DATA")
 
 OPEN: Final = 1  #: both directions open
 CLOSING: Final = 2  #: we sent a close frame and wait for the peer's
