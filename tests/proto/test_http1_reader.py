@@ -429,7 +429,7 @@ class TestResponses:
             "HttpMessage",
             "HttpMessage",
             "bytes",
-            "_Sentinel",
+            "Sentinel",
             "HttpMessage",
         ]
         assert events[2] == b"abc"
