@@ -64,8 +64,6 @@ class Limits:
     keepalive_timeout: float = 60.0
     #: longest silence while a request body is being received (nginx client_body_timeout 60 s)
     body_timeout: float = 60.0
-    #: pipelined requests buffered while a response is pending (bounded by max_recv_buffer too)
-    max_pipelined: int = 16
 
     # --- WebSocket -----------------------------------------------------------
     #: largest message (or frame when not defragmenting); larger -> close 1009
