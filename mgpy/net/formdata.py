@@ -132,12 +132,6 @@ def mp_poll(c: Connection, st: _http.HttpState) -> None:
         _http._server_recv(c, st)
 
 
-def mp_paused(st: _http.HttpState) -> bool:
-    """True while the handler has unconsumed part data (reading stays paused)."""
-    mp = st.mp
-    return mp is not None and bool(mp.pending)
-
-
 def _emit(c: Connection, st: _http.HttpState, mp: MpState, ev: Ev, data: Any) -> bool:
     """Deliver one event; return False if the request stopped (answered early, closing)."""
     try:
