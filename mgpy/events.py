@@ -102,6 +102,17 @@ WS_DONT_FIN = 0x100
 Headers = dict[str, str] | Iterable[tuple[str, str]] | None
 
 
+def find_header(
+    headers: Iterable[tuple[str, str]], name: str, default: str | None = None
+) -> str | None:
+    """Return the first value of header ``name`` (case-insensitive), or ``default``."""
+    name = name.lower()
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return default
+
+
 class HttpMessage:
     """A parsed HTTP request (server side) or response (client side).
 
@@ -184,11 +195,7 @@ class HttpMessage:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Return the first header called ``name`` (case-insensitive), or ``default``."""
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
     def header_all(self, name: str) -> list[str]:
         """Return every value of header ``name`` (case-insensitive), in wire order."""
@@ -264,11 +271,7 @@ class MultipartPart:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Return the part header ``name`` (case-insensitive), or ``default``."""
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
     def __repr__(self) -> str:
         return (

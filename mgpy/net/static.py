@@ -386,13 +386,17 @@ def _send_meta(
     if opened is None:
         _vanished(c, root, m, extra)
         return
-    fd = opened[0]
+    _send_whole_file(c, opened[0], m.size, hs)
+
+
+def _send_whole_file(c: Connection, fd: int, size: int, hs: list[tuple[str, str]]) -> None:
+    """Send the head, then pump ``size`` bytes of ``fd`` with sendfile (``fd`` is ours to close)."""
     try:
-        send_head(c, 200, m.size, hs)
+        send_head(c, 200, size, hs)
     except BaseException:
         os.close(fd)
         raise
-    install_pump(c, FilePump(fd, [(b"", 0, m.size)]))
+    install_pump(c, FilePump(fd, [(b"", 0, size)]))
 
 
 def _stream_brotli(
@@ -466,12 +470,7 @@ def _send_twin(
             return
         http_reply(c, 200, data, hs)
         return
-    try:
-        send_head(c, 200, t.size, hs)
-    except BaseException:
-        os.close(fd)
-        raise
-    install_pump(c, FilePump(fd, [(b"", 0, t.size)]))
+    _send_whole_file(c, fd, t.size, hs)
 
 
 def _send_ranges(

@@ -53,6 +53,7 @@ from typing import Final, TypeAlias
 from urllib.parse import unquote_to_bytes
 
 from mgpy.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from mgpy.events import find_header
 from mgpy.limits import Limits
 
 from ._sentinel import NEED_DATA, Sentinel
@@ -86,11 +87,7 @@ class PartBegin:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Return the part header ``name`` (case-insensitive), or ``default``."""
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
     def __repr__(self) -> str:
         return f"<PartBegin name={self.name!r} filename={self.filename!r}>"
