@@ -351,7 +351,7 @@ class RespReader(_ReaderBase):
         self._inbox: list[bytes] = []
         self._stack: list[_Frame] = []
         self._pending_attrs: dict[RespValue, RespValue] | None = None
-        self._reply_start = 0  # stream offset where the reply being parsed began
+        self._reply_start = -1  # stream offset where the aggregate being parsed began
         # a big blob being collected straight from feed()
         self._blob_parts: list[bytes] | None = None
         self._blob_left = 0
@@ -446,7 +446,7 @@ class RespReader(_ReaderBase):
         small = _SMALL_INTS
         limits = self.limits
         line_room = limits.max_line + 3  # type byte, line, CRLF
-        max_bulk = limits.max_bulk
+        max_bulk = min(limits.max_bulk, limits.max_reply)
         max_elements = limits.max_elements
         while True:
             if value is _NOTHING:
@@ -525,6 +525,9 @@ class RespReader(_ReaderBase):
                     value = _NOTHING
                     continue
             self._pos = pos
+            if self._reply_start >= 0:  # an aggregate or a collected blob: check its size
+                self._check_reply_size(0)
+                self._reply_start = -1
             if kind == _PUSH or self.pubsub or self._pending_attrs or self.attributes:
                 return self._top(value, kind)
             return value
@@ -579,7 +582,7 @@ class RespReader(_ReaderBase):
         length = self._line_int(line, "length")
         if length < 0:
             raise RemoteProtocolError("RESP: negative blob length")
-        if length > self.limits.max_bulk:
+        if length > min(self.limits.max_bulk, self.limits.max_reply):
             raise LimitExceeded("RESP blob string longer than max_bulk")
         if kind == _CHUNK:
             if not stack or stack[-1].kind != _BLOB:
@@ -767,7 +770,11 @@ class HiredisReader(_ReaderBase):
             return value
         t = type(value)
         if t is self._push_type:
-            return self._typed(list(value), True)
+            try:
+                return self._typed(list(value), True)
+            except RemoteProtocolError as exc:
+                self._failed = exc
+                raise
         if t is list and self.pubsub and value:
             return self._typed(value, False)
         return value
