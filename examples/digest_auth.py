@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -71,14 +72,19 @@ def serve(args: argparse.Namespace) -> None:
         mgpy.register_http_endpoint(
             lc, "/secret/**", secret, auth_file=htdigest, auth_domain=args.realm
         )
+        stop: list[int] = []
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop.append(signum)  # leave the loop below; the `with` then closes every connection
+            mgr.wakeup()  # now, not when poll() times out
+
+        signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, also when started in the background
+        signal.signal(signal.SIGTERM, on_signal)  # kill, systemd, docker stop
         print(
             f"digest_auth on http://{lc.local[0]}:{lc.local[1]}/ realm {args.realm!r}", flush=True
         )
-        try:
-            while True:
-                mgr.poll(1000)
-        except KeyboardInterrupt:
-            pass
+        while not stop:
+            mgr.poll(1000)
 
 
 def get(url: str) -> int:

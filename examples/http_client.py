@@ -6,16 +6,22 @@ Like a tiny curl -i:
     python examples/http_client.py -X POST -d '{"name": "pear"}' \\
         -H 'Content-Type: application/json' http://127.0.0.1:8000/api/items
     python examples/http_client.py http://user:secret@example.com/private
+    python examples/http_client.py --cacert device-ca.pem https://device.local/status
 
 The body streams to stdout as it arrives (HTTP_CHUNK with DELETE_CHUNK), so
-large downloads use little memory.  Exit status: 0 when a response arrived
-(whatever its status), 1 when the connection or the response failed, 2 for
-bad arguments.
+large downloads use little memory.  https:// URLs verify the server's
+certificate against the system's CAs, or against ``--cacert FILE`` (a private
+CA, or a self-signed certificate); ``--insecure`` skips the check.  Exit
+status: 0 when a response arrived (whatever its status), 1 when the
+connection or the response failed, 2 for bad arguments, 128 + the signal's
+number when stopped by SIGINT (Ctrl-C) or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from typing import Any, BinaryIO
@@ -57,6 +63,8 @@ class Fetch:
             c.close()
         elif ev == Ev.ERROR:
             self.error = ev_data
+            if "certificate verify failed" in str(ev_data):
+                self.error += " (pass --cacert FILE to trust the server's CA, or --insecure)"
         elif ev == Ev.CLOSE:
             self.done = True
 
@@ -92,7 +100,28 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="give up after SECONDS (default 30)",
     )
+    ap.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="for https://: trust the CA certificate(s) in this PEM file instead of the "
+        "system's (a self-signed server certificate is its own CA)",
+    )
+    ap.add_argument(
+        "--insecure",
+        action="store_true",
+        help="for https://: do not verify the server's certificate (testing only)",
+    )
     args = ap.parse_args(argv)
+    https = args.url.lower().startswith("https://")
+    if args.cacert and args.insecure:
+        ap.error("--cacert and --insecure exclude each other")
+    if (args.cacert or args.insecure) and not https:
+        ap.error("--cacert and --insecure apply to https:// URLs only")
+    if args.cacert and not os.path.isfile(args.cacert):
+        ap.error(f"--cacert {args.cacert!r}: no such file")
+    tls = None
+    if https:
+        tls = mgpy.TlsOpts(verify=False) if args.insecure else mgpy.TlsOpts(ca=args.cacert)
 
     body: bytes | None = None
     if args.data is not None:
@@ -107,19 +136,32 @@ def main(argv: list[str] | None = None) -> int:
             body = args.data.encode()
     method = args.request.upper() if args.request else None
     fetch = Fetch(sys.stdout.buffer)
+    stop: list[int] = []
     with mgpy.Manager() as mgr:
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop.append(signum)
+            mgr.wakeup()  # leave poll() now
+
+        signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, also when run in the background
+        signal.signal(signal.SIGTERM, on_signal)
         try:
-            mgr.connect_http(args.url, fetch, method=method, headers=args.header, body=body)
+            mgr.connect_http(
+                args.url, fetch, method=method, headers=args.header, body=body, tls=tls
+            )
         except mgpy.Error as e:
             print(f"http_client: {e}", file=sys.stderr)
             return 2
         deadline = time.monotonic() + args.timeout
-        while not fetch.done:
+        while not fetch.done and not stop:
             if time.monotonic() > deadline:
                 fetch.error = fetch.error or f"no response within {args.timeout:g} s"
                 break
             mgr.poll(100)
     sys.stdout.flush()
+    if stop and not fetch.ok:
+        print(f"http_client: stopped by {signal.Signals(stop[0]).name}", file=sys.stderr)
+        return 128 + stop[0]
     if not fetch.ok:
         print(
             f"http_client: {fetch.error or 'connection closed without a response'}", file=sys.stderr

@@ -10,9 +10,15 @@ Endpoints (an in-memory store of items ``{"id": 1, "name": "...", ...}``):
     DELETE /api/items/<id>      delete it -> 204
     GET    /api/stats           request counters
 
-Errors are JSON too: ``{"error": "..."}`` with 400, 404, 405 (+ Allow) or
-413 (bodies over --max-body).  Everything else is 404.  Each endpoint handler
-receives only the requests its pattern matches (the longest pattern wins).
+Errors are JSON too: ``{"error": "..."}`` with 400, 404, 405 (+ Allow), 413
+(a body over --max-body, refused as soon as its Content-Length or its first
+bytes show it) or 500 (a bug in a handler).  Everything else is 404.  Each
+endpoint handler receives only the requests its pattern matches (the longest
+pattern wins); ``json_errors`` wraps each one.  Only requests too malformed to
+reach a handler (a broken request line, oversized headers) get mgpy's own
+plain-text 400/414/431.
+
+Ctrl-C (SIGINT) or SIGTERM stops the server cleanly.
 
 Try it:
     python examples/restful_server.py --listen 127.0.0.1:8000
@@ -26,6 +32,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +43,7 @@ from mgpy import Ev
 
 JSON = {"Content-Type": "application/json"}
 Handler = Callable[[mgpy.Connection, Any, Any], None]
+log = logging.getLogger("restful_server")
 
 
 class Store:
@@ -143,6 +152,31 @@ def fallback(c: mgpy.Connection, ev: int, hm: Any) -> None:
         error(c, 404, "no such resource")
 
 
+def json_errors(handler: Handler, max_body: int) -> Handler:
+    """Wrap ``handler`` so that the errors it does not answer itself are JSON too.
+
+    A request body is delivered as HTTP_CHUNK events while it arrives; one over
+    ``max_body`` (declared or received) is answered here with a JSON 413 before
+    mgpy's own plain-text 413 (``Limits.max_body``) would be.  An exception in
+    the handler becomes a JSON 500.
+    """
+
+    def wrapped(c: mgpy.Connection, ev: int, hm: Any) -> None:
+        if ev == Ev.HTTP_CHUNK:
+            declared = hm.header("content-length") or ""
+            if len(hm.body) > max_body or (declared.isdigit() and int(declared) > max_body):
+                error(c, 413, f"body larger than {max_body} bytes", {"Connection": "close"})
+            return
+        try:
+            handler(c, ev, hm)
+        except Exception:
+            log.exception("handler failed on %s %s", hm.method, hm.uri)
+            if ev == Ev.HTTP_REQUEST:
+                error(c, 500, "internal error", {"Connection": "close"})
+
+    return wrapped
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="A JSON API over HTTP/1.1 (items store).")
     ap.add_argument("--listen", default="127.0.0.1:8000", help="address (default 127.0.0.1:8000)")
@@ -157,18 +191,23 @@ def main(argv: list[str] | None = None) -> int:
     limits = dataclasses.replace(mgpy.Limits(), max_body=args.max_body)
     with mgpy.Manager(limits=limits) as mgr:
         try:
-            lc = mgr.bind(args.listen, fallback)
+            lc = mgr.bind(args.listen, json_errors(fallback, args.max_body))
         except mgpy.Error as e:
             print(f"restful_server: {e}", file=sys.stderr)
             return 2
         for pattern, handler in make_app(store, stats).items():
-            mgpy.register_http_endpoint(lc, pattern, handler)
+            mgpy.register_http_endpoint(lc, pattern, json_errors(handler, args.max_body))
+        stop: list[int] = []
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop.append(signum)  # leave the loop below; the `with` then closes every connection
+            mgr.wakeup()  # now, not when poll() times out
+
+        signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, also when started in the background
+        signal.signal(signal.SIGTERM, on_signal)  # kill, systemd, docker stop
         print(f"REST API on http://{lc.local[0]}:{lc.local[1]}/api/items", flush=True)
-        try:
-            while True:
-                mgr.poll(1000)
-        except KeyboardInterrupt:
-            pass
+        while not stop:
+            mgr.poll(1000)
     return 0
 
 

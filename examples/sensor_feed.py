@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import random
+import signal
 import sys
 import threading
 import time
@@ -89,12 +90,18 @@ def main(argv: list[str] | None = None) -> int:
         stop = threading.Event()
         worker = threading.Thread(target=sensor, args=(mgr, args.period, stop), daemon=True)
         worker.start()
+        stopping: list[int] = []
+
+        def on_signal(signum: int, frame: object) -> None:
+            stopping.append(signum)  # leave the loop below; the `with` then closes everything
+            mgr.wakeup()  # now, not when poll() times out
+
+        signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, also when started in the background
+        signal.signal(signal.SIGTERM, on_signal)  # kill, systemd, docker stop
         print(f"sensor feed on http://{lc.local[0]}:{lc.local[1]}/", flush=True)
         try:
-            while True:
+            while not stopping:
                 mgr.poll(1000)
-        except KeyboardInterrupt:
-            pass
         finally:
             stop.set()
             worker.join()

@@ -1,9 +1,11 @@
 """mongoose's simplest_web_server: serve a directory over HTTP.
 
 Try it:  python examples/simplest_web_server.py --root . --listen 127.0.0.1:8000
+Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 """
 
 import argparse
+import signal
 import sys
 
 import mgpy
@@ -26,9 +28,14 @@ with mgpy.Manager() as mgr:
     except mgpy.Error as e:
         sys.exit(f"simplest_web_server: {e}")
     lc.set_protocol_http_websocket()
+    stop: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.append(signum)  # leave the loop below; the `with` then closes every connection
+        mgr.wakeup()  # now, not when poll() times out
+
+    signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, also when started in the background
+    signal.signal(signal.SIGTERM, on_signal)  # kill, systemd, docker stop
     print(f"serving {args.root} on http://{lc.local[0]}:{lc.local[1]}/", flush=True)
-    try:
-        while True:
-            mgr.poll(1000)
-    except KeyboardInterrupt:
-        pass
+    while not stop:
+        mgr.poll(1000)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import signal
 import sys
 from typing import Any
 
@@ -100,12 +101,17 @@ def main() -> None:
         except mgpy.Error as e:
             sys.exit(f"upload_server: {e}")
         mgpy.register_http_endpoint(lc, "/upload", upload)
+        stop: list[int] = []
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop.append(signum)  # leave the loop below; the `with` then closes every connection
+            mgr.wakeup()  # now, not when poll() times out
+
+        signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, also when started in the background
+        signal.signal(signal.SIGTERM, on_signal)  # kill, systemd, docker stop
         print(f"upload server on http://{lc.local[0]}:{lc.local[1]}/ saving to {updir}", flush=True)
-        try:
-            while True:
-                mgr.poll(1000)
-        except KeyboardInterrupt:
-            pass
+        while not stop:
+            mgr.poll(1000)
 
 
 if __name__ == "__main__":

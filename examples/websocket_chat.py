@@ -93,6 +93,7 @@ class ChatServer:
         self.mgr = mgpy.Manager(limits=LIMITS)
         self.listener = self.mgr.bind(listen, self.handler)
         self.listener.set_protocol_http_websocket()
+        self.stop: list[int] = []  # the signals that ask run() to return
 
     def url(self) -> str:
         host, port = self.listener.local[0], self.listener.local[1]
@@ -128,20 +129,22 @@ class ChatServer:
             if c.flags & F.IS_WEBSOCKET:
                 self.broadcast(c, f"-- left {self.name(c)}")
 
-    def run(self) -> None:
-        """Poll until SIGTERM or Ctrl-C."""
-        stop: list[int] = []
+    def stop_on_signals(self) -> None:
+        """Make SIGINT (Ctrl-C) and SIGTERM end ``run`` cleanly."""
 
-        def on_sigterm(*_: Any) -> None:
-            stop.append(1)
+        def on_signal(signum: int, frame: object) -> None:
+            self.stop.append(signum)
             self.mgr.wakeup()  # return from poll() now, not at its timeout
 
-        signal.signal(signal.SIGTERM, on_sigterm)
+        # SIGINT too: a chat started in the background (`... &`) ignores Ctrl-C otherwise
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+    def run(self) -> None:
+        """Poll until stopped, then close every connection."""
         try:
-            while not stop:
+            while not self.stop:
                 self.mgr.poll(500)
-        except KeyboardInterrupt:
-            pass
         finally:
             self.mgr.close()
 
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     except mgpy.Error as e:
         print(f"websocket_chat: error: {e}", file=sys.stderr)
         return 2
+    server.stop_on_signals()  # before saying it is ready: a signal from then on is handled
     print(f"websocket_chat: open {server.url()} in two browser windows", flush=True)
     server.run()
     return 0

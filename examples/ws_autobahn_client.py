@@ -17,13 +17,15 @@ Usage::
 
     python examples/ws_autobahn_client.py ws://127.0.0.1:9001 mgpy
 
-(``make autobahn-client`` runs it against ``wstest -m fuzzingserver``.)
+(``make autobahn-client`` runs it against ``wstest -m fuzzingserver``.)  SIGINT
+(Ctrl-C) or SIGTERM stops it cleanly, with exit status 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import urllib.parse
@@ -102,15 +104,27 @@ class AutobahnClient:
     def run(self, timeout: float = 3600.0) -> int:
         """Run every case; return the exit status (0 = the report was written)."""
         deadline = time.monotonic() + timeout
+        stop: list[int] = []
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop.append(signum)
+            self.mgr.wakeup()  # leave poll() now
+
+        signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, also when run in the background
+        signal.signal(signal.SIGTERM, on_signal)
         self.mgr.connect_ws(f"{self.url}/getCaseCount", self._on_count)
         try:
-            while not self.done:
+            while not self.done and not stop:
                 if time.monotonic() > deadline:
                     self.error = f"gave up after {timeout:.0f} s at case {self.case}"
                     break
                 self.mgr.poll(100)
         finally:
             self.mgr.close()
+        if stop:
+            name = signal.Signals(stop[0]).name
+            print(f"ws_autobahn_client: stopped by {name} at case {self.case}", file=sys.stderr)
+            return 128 + stop[0]
         if self.error:
             print(f"ws_autobahn_client: error: {self.error}", file=sys.stderr, flush=True)
             return 1

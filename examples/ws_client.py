@@ -7,17 +7,28 @@ starts at ``--min-backoff``, doubles after every failed attempt up to
 ``--max-backoff``, is spread by +-20 % so that many clients do not reconnect
 in lockstep, and goes back to the minimum once a handshake succeeds.
 
+A failure to verify the server's TLS certificate is not transient, so it is
+not retried: the client says why and exits with status 1.  ``--cacert FILE``
+trusts a private CA (a self-signed certificate is its own CA); ``--insecure``
+skips verification altogether.
+
+``--count N`` exits after N messages *received*, whatever the server sends:
+echoes, broadcasts, pushes.  Against a chat server that does not echo your own
+lines (``examples/websocket_chat.py``) that is what the others say.
+
 Everything runs on one thread: the reconnect is a ``mgr.call_later`` and the
 periodic send a connection timer (``c.set_timer``), so there is no sleeping
 anywhere and Ctrl-C (or SIGTERM) closes the WebSocket cleanly with 1001.
 
-Try it:  python -m mgpy &                       (echo server at /ws)
+Try it:  mgpy &                                 (echo server at /ws)
          python examples/ws_client.py ws://127.0.0.1:8000/ws --message hello
+         python examples/ws_client.py wss://device.local/ws --cacert device-ca.pem
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import sys
@@ -39,6 +50,8 @@ class ReconnectingClient:
         self.sent = 0
         self.received = 0
         self.stopping = False
+        self.failure: str | None = None  # why the client gave up (exit status 1)
+        self.tls = tls_options(args)
 
     def say(self, text: str) -> None:
         print(f"ws_client: {text}", flush=True)
@@ -48,7 +61,9 @@ class ReconnectingClient:
         if self.stopping:
             return
         headers = {"User-Agent": "mgpy-ws-client-example"}
-        self.conn = self.mgr.connect_ws(self.args.url, self.handler, self.args.protocol, headers)
+        self.conn = self.mgr.connect_ws(
+            self.args.url, self.handler, self.args.protocol, headers, tls=self.tls
+        )
 
     def schedule_reconnect(self) -> None:
         delay = self.backoff * random.uniform(0.8, 1.2)
@@ -79,6 +94,13 @@ class ReconnectingClient:
                 self.stop()
         elif ev == Ev.ERROR:
             self.say(f"error: {ev_data}")
+            if "certificate verify failed" in str(ev_data):
+                # not transient: retrying would fail the same way, forever
+                self.failure = (
+                    "the server's TLS certificate was not accepted; not retrying. Pass "
+                    "--cacert FILE to trust its CA, or --insecure to skip verification"
+                )
+                self.stopping = True
         elif ev == Ev.CLOSE:
             if c is self.conn:
                 self.conn = None
@@ -109,24 +131,35 @@ class ReconnectingClient:
     def run(self) -> int:
         """Poll until stopped; return the exit status."""
 
-        def on_sigterm(*_: Any) -> None:
+        def on_signal(signum: int, frame: object) -> None:
             self.stop()
             self.mgr.wakeup()  # let poll() return now and send the close frame
 
-        signal.signal(signal.SIGTERM, on_sigterm)
+        # SIGINT too: started in the background (`... &`) the client would ignore Ctrl-C
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
         self.connect()
         try:
             while not (self.stopping and self.conn is None):
-                try:
-                    self.mgr.poll(200)
-                except KeyboardInterrupt:
-                    self.stop()
+                self.mgr.poll(200)
                 if self.stopping and self.conn is not None and self.conn.closed:
                     self.conn = None
         finally:
             self.mgr.close()
+        if self.failure is not None:
+            print(f"ws_client: error: {self.failure}", file=sys.stderr, flush=True)
+            return 1
         self.say(f"stopped after {self.received} messages")
         return 0
+
+
+def tls_options(args: argparse.Namespace) -> mgpy.TlsOpts | None:
+    """TLS settings for a wss:// URL from --cacert / --insecure (None: plain ws://)."""
+    if not args.url.lower().startswith(("wss://", "https://")):
+        return None
+    if args.insecure:
+        return mgpy.TlsOpts(verify=False)
+    return mgpy.TlsOpts(ca=args.cacert)  # ca=None: the system's CA store
 
 
 def positive(text: str) -> float:
@@ -170,11 +203,32 @@ def main(argv: list[str] | None = None) -> int:
         "--count",
         type=int,
         default=0,
-        help="exit after receiving this many messages (default 0: run until Ctrl-C)",
+        metavar="N",
+        help="exit after receiving N messages from the server, whatever they are (echoes, "
+        "broadcasts, pushes); what this client sends is not counted, so against a chat that "
+        "does not echo your own lines it counts what the others say (default 0: run until "
+        "Ctrl-C)",
+    )
+    p.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="for wss://: trust the CA certificate(s) in this PEM file instead of the system's "
+        "(a self-signed server certificate is its own CA)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="for wss://: do not verify the server's certificate (testing only)",
     )
     args = p.parse_args(argv)
     if args.max_backoff < args.min_backoff:
         p.error("--max-backoff must not be smaller than --min-backoff")
+    if args.cacert and args.insecure:
+        p.error("--cacert and --insecure exclude each other")
+    if (args.cacert or args.insecure) and tls_options(args) is None:
+        p.error("--cacert and --insecure apply to wss:// (or https://) URLs only")
+    if args.cacert and not os.path.isfile(args.cacert):
+        p.error(f"--cacert {args.cacert!r}: no such file")
     try:
         return ReconnectingClient(args).run()
     except mgpy.Error as e:
