@@ -1,16 +1,23 @@
-"""``python -m mgpy``: serve a directory, with a WebSocket echo and a live stats push.
+"""The ``mgpy`` command (also ``python -m mgpy``): serve a directory, with a WebSocket
+echo and a live stats push.
 
 Routes:
   /ws         WebSocket echo: every data message goes back to its sender, same opcode
-  /ws/push    live server stats pushed once a second (JSON); every text message a client
-              sends is broadcast to all /ws/push clients
+  /ws/push    live server stats pushed once a second (JSON); the first message also
+              carries the last 60 s of samples and whether uploads are on; every text
+              message a client sends is broadcast to all /ws/push clients
   /upload     POST multipart/form-data, saved to --upload-dir (403 when not configured)
-  /*          static files from --root (GET/HEAD, ranges, ETags, brotli/gzip)
+  /*          static files from --root, by default the dashboard shipped in the package
+              (GET/HEAD, ranges, ETags, brotli/gzip)
+
+SIGINT (Ctrl-C) and SIGTERM stop the server cleanly (open WebSockets get 1001), also
+when it was started in the background with SIGINT ignored.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -21,11 +28,31 @@ import time
 from typing import Any, NoReturn
 
 import mgpy
-from mgpy import Ev, F
+
+try:
+    from mgpy import Ev, F
+    from mgpy._version import __version__
+except ImportError:
+    if getattr(mgpy, "__file__", None) is None:
+        # ``python -m mgpy`` run next to a directory named mgpy/ without __init__.py (the
+        # parent of a clone of the repository): Python took that directory for the package.
+        where = ", ".join(getattr(mgpy, "__path__", [])) or "a directory named mgpy"
+        sys.stderr.write(
+            f"mgpy: error: Python imported {where} as the package 'mgpy' instead of the "
+            "installed one (a directory named mgpy/ in the current directory hides it). "
+            "Run the `mgpy` command, or `python -m mgpy` from another directory.\n"
+        )
+        sys.exit(2)
+    raise
 
 log = logging.getLogger("mgpy.cli")
 
-_PUSH = int(F.USER_1)  # marks /ws/push clients
+#: the dashboard shipped inside the package, served when no --root is given
+DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web_root")
+#: seconds of stats history a /ws/push client gets when it connects (one sample a second)
+HISTORY_SECONDS = 60
+
+_PUSH = F.USER_1  # marks /ws/push clients
 _CLOSE = int(Ev.CLOSE)
 
 
@@ -53,14 +80,20 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface of ``python -m mgpy``."""
+def build_parser(prog: str = "mgpy") -> argparse.ArgumentParser:
+    """The command-line interface; ``prog`` is how the usage line names the command."""
     p = _Parser(
-        prog="python -m mgpy",
+        prog=prog,
         description="Serve a directory over HTTP/1.1 with a WebSocket echo (/ws) and a live "
-        "stats push (/ws/push), like mongoose's simplest web server.",
+        "stats push (/ws/push), like mongoose's simplest web server. Without --root it "
+        "serves mgpy's own dashboard.",
     )
-    p.add_argument("--root", default="web_root", help="directory to serve (default: web_root)")
+    p.add_argument("--version", action="version", version=f"mgpy {__version__}")
+    p.add_argument(
+        "--root",
+        default=None,
+        help="directory to serve (default: the dashboard shipped with mgpy)",
+    )
     p.add_argument(
         "--listen",
         default="127.0.0.1:8000",
@@ -119,8 +152,9 @@ class Server:
                 max_recv_buffer=max(limits.max_recv_buffer, 1 << 20),
             )
         self.mgr = mgpy.Manager(limits=limits)
+        self.root = args.root if args.root is not None else DASHBOARD
         self.opts = mgpy.ServeOpts(
-            document_root=args.root,
+            document_root=self.root,
             index_files=[s.strip() for s in args.index.split(",") if s.strip()],
             enable_directory_listing=args.dir_listing,
             extra_headers=args.extra_header,
@@ -138,6 +172,7 @@ class Server:
             )
         self.started = time.time()
         self.last = (self.started, 0, 0, 0, 0)
+        self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY_SECONDS)
         self.listener: mgpy.Connection | None = None
 
     # -- handler ------------------------------------------------------------------
@@ -166,14 +201,14 @@ class Server:
                 mgpy.http_send_error(c, 404)
         elif ev == Ev.WS_HANDSHAKE_DONE:
             if ev_data.uri == "/ws/push":
-                c.flags |= F.USER_1
+                c.flags |= _PUSH
                 if not self.args.no_push:
-                    c.send_websocket_frame(mgpy.WS_OP_TEXT, self.stats_json())
+                    c.send_websocket_frame(mgpy.WS_OP_TEXT, self.greeting_json())
         elif ev == Ev.WS_FRAME:
-            if c._flags & _PUSH:
+            if c.flags & _PUSH:
                 if ev_data.opcode == mgpy.WS_OP_TEXT:
                     for other in self.mgr.connections:
-                        if other._flags & _PUSH:
+                        if other.flags & _PUSH:
                             other.send_websocket_frame(mgpy.WS_OP_TEXT, ev_data.data)
             else:
                 c.send_websocket_frame(ev_data.opcode, ev_data.data)
@@ -208,7 +243,7 @@ class Server:
     def stats(self) -> dict[str, Any]:
         m = self.mgr
         now = time.time()
-        conns = [c for c in m.connections if not c._flags & F.LISTENING]
+        conns = [c for c in m.connections if not c.flags & F.LISTENING]
         t0, req0, in0, out0, ws0 = self.last
         dt = max(now - t0, 1e-3)
         s = {
@@ -216,7 +251,7 @@ class Server:
             "time": now,
             "uptime": now - self.started,
             "connections": len(conns),
-            "ws_clients": sum(1 for c in conns if c._flags & _PUSH),
+            "ws_clients": sum(1 for c in conns if c.flags & _PUSH),
             "requests": m.requests,
             "rps": (m.requests - req0) / dt,
             "bytes_in": m.bytes_in,
@@ -228,18 +263,35 @@ class Server:
         }
         return s
 
-    def stats_json(self) -> str:
-        return json.dumps(self.stats(), separators=(",", ":"))
+    def greeting(self) -> dict[str, Any]:
+        """The first message of a /ws/push client: a stats sample, plus what a page needs
+        once (docs/push_protocol.md): the samples of the last 60 s, oldest first, so its
+        chart starts full; whether uploads are on (and why not); the server's version."""
+        s = self.stats()
+        s["history"] = list(self.history)
+        if self.upload is not None:
+            s["upload"] = {"enabled": True, "max_size": self.args.max_upload}
+        else:
+            s["upload"] = {
+                "enabled": False,
+                "reason": "Uploads are off: this server was started without --upload-dir.",
+            }
+        s["version"] = __version__
+        return s
+
+    def greeting_json(self) -> str:
+        return json.dumps(self.greeting(), separators=(",", ":"))
 
     def push_stats(self) -> None:
         s = self.stats()
         m = self.mgr
         self.last = (s["time"], m.requests, m.bytes_in, m.bytes_out, m.ws_messages)
+        self.history.append({k: v for k, v in s.items() if k != "type"})
         if self.args.no_push:
             return
         text = json.dumps(s, separators=(",", ":"))
         for c in m.connections:
-            if c._flags & _PUSH:
+            if c.flags & _PUSH:
                 c.send_websocket_frame(mgpy.WS_OP_TEXT, text)
 
     # -- run --------------------------------------------------------------------------
@@ -259,15 +311,17 @@ class Server:
         return f"{scheme}://{shown}:{port}/"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m mgpy``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "mgpy") -> int:
+    """Entry point of the ``mgpy`` command and ``python -m mgpy``; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not os.path.isdir(args.root):
-        sys.stderr.write(f"mgpy: error: --root {args.root!r} is not a directory\n")
+    root = args.root if args.root is not None else DASHBOARD
+    if not os.path.isdir(root):
+        what = "--root" if args.root is not None else "the dashboard shipped with mgpy"
+        sys.stderr.write(f"mgpy: error: {what} {root!r} is not a directory\n")
         return 2
     try:
         srv = Server(args)
@@ -275,21 +329,25 @@ def main(argv: list[str] | None = None) -> int:
     except mgpy.Error as e:
         sys.stderr.write(f"mgpy: error: {e}\n")
         return 2
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    # Ctrl-C must stop the server even when started in the background (SIGINT ignored at start)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.append(signum)
+        srv.mgr.wakeup()  # return from poll() now, not at its timeout
+
+    # Both signals stop the loop cleanly, also when SIGINT was ignored at start (a job
+    # started in the background by a non-interactive shell).
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
-        # Printed inside the try: a Ctrl-C that lands while the banner is written stops cleanly.
+        served = os.path.abspath(root) if args.root is not None else f"the dashboard ({root})"
         print(
-            f"mgpy serving {os.path.abspath(args.root)} on {url} "
+            f"mgpy serving {served} on {url} "
             f"(WebSocket echo at /ws, live stats at /ws/push). Press Ctrl-C to stop.",
             flush=True,
         )
         while not stop:
             srv.mgr.poll(1000)
-    except KeyboardInterrupt:
-        pass
     finally:
         srv.mgr.close()
     print("mgpy: stopped.", flush=True)
@@ -297,4 +355,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m mgpy"))

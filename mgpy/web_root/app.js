@@ -2,7 +2,10 @@
  *
  * One WebSocket to /ws/push carries everything live: the server pushes a
  * {"type":"stats"} message once a second and rebroadcasts every text message a
- * client sends, which is how the chat works.  The socket reconnects on its own
+ * client sends, which is how the chat works.  The first stats message after
+ * connecting also brings the last 60 s of samples (so the chart starts full)
+ * and says whether uploads are on; the upload form is disabled, with the
+ * server's reason, when they are off.  The socket reconnects on its own
  * with exponential backoff and jitter; the badge in the header shows where it
  * is.  Uploads go over a plain XMLHttpRequest so that upload progress can be
  * shown.  The wire contract is written down in docs/push_protocol.md.
@@ -262,7 +265,11 @@
     }
     if (msg === null || typeof msg !== "object" || Array.isArray(msg)) return;
     try {
-      if (msg.type === "stats") renderStats(msg);
+      if (msg.type === "stats") {
+        if (Array.isArray(msg.history)) mergeHistory(msg.history);
+        if (msg.upload !== null && typeof msg.upload === "object") setUploadAvailability(msg.upload);
+        renderStats(msg);
+      }
       else if (msg.type === "chat") addChatMessage(msg, data);
     } catch (err) {
       /* a malformed message must never break the dashboard */
@@ -314,26 +321,61 @@
       setText(statEls.started, formatStart(started, new Date(t * 1000)));
     }
     $("stats").dataset.stale = "false";
-    addSample(num(s.rps) || 0, num(s.ws_mps) || 0);
+    addSample(num(s.time), num(s.rps) || 0, num(s.ws_mps) || 0);
+    drawChart();
   }
 
   /* ---- chart ------------------------------------------------------------- */
 
   const chart = {
     canvas: $("chart"),
+    summary: $("chart-summary"),
     rps: [],
     mps: [],
+    lastTime: null, // server time of the newest sample, when it had one
     frame: 0,
   };
 
-  function addSample(rps, mps) {
+  function addSample(time, rps, mps) {
     chart.rps.push(Math.max(0, rps));
     chart.mps.push(Math.max(0, mps));
+    if (time !== null) chart.lastTime = time;
     if (chart.rps.length > CHART_SAMPLES) {
       chart.rps.shift();
       chart.mps.shift();
     }
-    drawChart();
+    describeChart();
+  }
+
+  /**
+   * Add the server's recent samples (oldest first) that are newer than what the
+   * chart shows: a fresh page starts with a full minute, a page that reconnects
+   * fills the gap, and samples it already has are not drawn twice.
+   */
+  function mergeHistory(items) {
+    for (const item of items.slice(-CHART_SAMPLES)) {
+      if (item === null || typeof item !== "object") continue;
+      const t = num(item.time);
+      if (t === null || (chart.lastTime !== null && t <= chart.lastTime)) continue;
+      addSample(t, num(item.rps) || 0, num(item.ws_mps) || 0);
+    }
+  }
+
+  /** The chart as text, for screen readers: the latest values and the peaks shown. */
+  function describeChart() {
+    const n = chart.rps.length;
+    if (n === 0) {
+      setText(chart.summary, "No samples yet.");
+      return;
+    }
+    const last = n - 1;
+    setText(
+      chart.summary,
+      "Latest: " + formatRate(chart.rps[last]) + " requests per second, " +
+        formatRate(chart.mps[last]) + " WebSocket messages per second. Highest over the last " +
+        n + (n === 1 ? " second: " : " seconds: ") + formatRate(Math.max(...chart.rps)) +
+        " requests per second, " + formatRate(Math.max(...chart.mps)) + " messages per second."
+    );
   }
 
   function scheduleDraw() {
@@ -604,8 +646,10 @@
   const progress = $("upload-progress");
   const percent = $("upload-percent");
   const uploadResult = $("upload-result");
+  const uploadOff = $("upload-off");
   let uploadXhr = null;
   let uploadReplyTimer = 0;
+  let uploadsOff = false;
 
   function describeChosen() {
     const files = Array.from(fileInput.files || []);
@@ -613,7 +657,27 @@
     if (files.length === 0) setText(chosen, "No file chosen");
     else if (files.length === 1) setText(chosen, files[0].name + " · " + formatBytes(total));
     else setText(chosen, files.length + " files · " + formatBytes(total));
-    uploadButton.disabled = files.length === 0 || uploadXhr !== null;
+    uploadButton.disabled = files.length === 0 || uploadXhr !== null || uploadsOff;
+  }
+
+  /** Enable or disable the upload form as the server says ({enabled, reason}). */
+  function setUploadAvailability(info) {
+    const off = info.enabled === false;
+    uploadsOff = off;
+    const reason =
+      typeof info.reason === "string" && info.reason ? info.reason : "Uploads are off on this server.";
+    setText(uploadOff, off ? reason : "");
+    uploadOff.hidden = !off;
+    fileInput.disabled = off;
+    dropZone.classList.toggle("is-disabled", off);
+    if (off) {
+      dropZone.setAttribute("aria-disabled", "true");
+      uploadForm.dataset.disabled = "true";
+    } else {
+      dropZone.removeAttribute("aria-disabled");
+      delete uploadForm.dataset.disabled;
+    }
+    describeChosen();
   }
 
   function setProgress(fraction) {
@@ -660,7 +724,7 @@
   uploadForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const files = Array.from(fileInput.files || []);
-    if (files.length === 0 || uploadXhr) return;
+    if (files.length === 0 || uploadXhr || uploadsOff) return;
     const form = new FormData();
     for (const f of files) form.append("file", f, f.name);
 
@@ -714,14 +778,14 @@
   }
 
   dropZone.addEventListener("dragenter", (ev) => {
-    if (hasFiles(ev)) dropZone.classList.add("is-dragover");
+    if (hasFiles(ev) && !uploadsOff) dropZone.classList.add("is-dragover");
   });
   dropZone.addEventListener("dragleave", (ev) => {
     if (!dropZone.contains(ev.relatedTarget)) dropZone.classList.remove("is-dragover");
   });
   dropZone.addEventListener("drop", (ev) => {
     dropZone.classList.remove("is-dragover");
-    if (hasFiles(ev) && ev.dataTransfer.files.length) {
+    if (hasFiles(ev) && ev.dataTransfer.files.length && !uploadsOff) {
       fileInput.files = ev.dataTransfer.files;
       describeChosen();
     }
