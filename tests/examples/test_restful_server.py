@@ -90,11 +90,47 @@ def test_json_errors(port: int) -> None:
     conn.close()
 
 
-def test_body_over_max_body_is_413(port: int) -> None:
+def test_body_over_max_body_is_a_json_413(port: int) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("POST", "/api/items", body=json.dumps({"name": "x" * 5000}))
     r = conn.getresponse()
     assert r.status == 413 and r.getheader("Connection") == "close"
+    assert r.getheader("Content-Type") == "application/json"
+    assert json.loads(r.read()) == {"error": "body larger than 1000 bytes"}
+
+
+def test_chunked_body_over_max_body_is_a_json_413(port: int) -> None:
+    """No Content-Length to judge by: the 413 comes once the body passes the limit."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    chunks = (b"x" * 600 for _ in range(4))
+    conn.request("PUT", "/api/items/1", body=chunks, encode_chunked=True)
+    r = conn.getresponse()
+    assert r.status == 413 and r.getheader("Content-Type") == "application/json"
+    assert json.loads(r.read()) == {"error": "body larger than 1000 bytes"}
+
+
+def test_413_on_a_path_no_endpoint_matches_is_json_too(port: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("POST", "/elsewhere", body=b"y" * 3000)
+    r = conn.getresponse()
+    assert r.status == 413 and json.loads(r.read())["error"].startswith("body larger")
+
+
+def test_every_error_answer_is_json(port: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for method, path, body in [
+        ("PATCH", "/api/items", None),
+        ("POST", "/api/items", b"{not json"),
+        ("GET", "/api/items/404", None),
+        ("GET", "/nothing/here", None),
+        ("DELETE", "/api/stats", None),
+    ]:
+        conn.request(method, path, body=body)
+        r = conn.getresponse()
+        raw = r.read()
+        assert r.status >= 400, (method, path)
+        assert r.getheader("Content-Type") == "application/json", (method, path)
+        assert set(json.loads(raw)) == {"error"}, (method, path)
 
 
 def test_with_curl(port: int) -> None:

@@ -166,3 +166,35 @@ def test_reconnects_with_backoff_after_the_server_restarts(
     assert float(cli.wait_for("reconnecting in").split()[-2]) <= 0.05 * 1.2 + 1e-9
     assert cli.stop() == 0  # SIGTERM: a clean exit
     cli.wait_for("stopped after")
+
+
+def test_help_says_count_counts_received_messages() -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30
+    )
+    text = " ".join(out.stdout.split())
+    assert "exit after receiving N messages from the server" in text
+    assert "what this client sends is not counted" in text
+
+
+def test_count_exits_against_websocket_chat_which_does_not_echo(procs: list[Lines]) -> None:
+    """The chat relays to the *others*: --count N counts what they say (and their joins)."""
+    from websockets.sync.client import connect
+
+    chat = Lines([sys.executable, str(ROOT / "examples" / "websocket_chat.py"), "--listen",
+                  "127.0.0.1:0"])  # fmt: skip
+    procs.append(chat)
+    port = int(chat.wait_for("websocket_chat: open").split(":")[-1].split("/")[0])
+    cli = Lines([sys.executable, str(SCRIPT), f"ws://127.0.0.1:{port}/ws", "--message", "me",
+                 "--interval", "0.05", "--count", "3"])  # fmt: skip
+    procs.append(cli)
+    cli.wait_for("connected to")
+    with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as other:
+        other.send("first")
+        other.send("second")
+        cli.wait_for("stopped after 3 messages")  # "++ joined", "first", "second"
+    assert cli.p.wait(10) == 0
+    got = [line for line in cli.seen if "received:" in line]
+    assert len(got) == 3 and "++ joined" in got[0]
+    assert got[1].endswith(" first") and got[2].endswith(" second")
+    assert not any(" me #" in line for line in got)  # its own lines never come back
