@@ -43,6 +43,7 @@ from typing import Final, Literal, TypeAlias
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import WS_DONT_FIN, WsMessage
+from ..limits import Limits
 from ._sentinel import NEED_DATA
 from .ws_handshake import (
     GUID,
@@ -140,6 +141,36 @@ def _payload(buf: Buffer, s: int, e: int, mask: Buffer | None) -> bytes:
         return apply_mask(mv[s:e], mask) if mask is not None else bytes(mv[s:e])
 
 
+#: pieces of a payload kept as they came before they are joined into one bytearray: a
+#: big frame read in a few pieces is joined once at its end, a flood of tiny fragments
+#: (or of tiny reads) costs one growing buffer, never one object each
+_MAX_PIECES: Final = 8
+
+_Pieces: TypeAlias = "list[bytes] | bytearray"
+
+
+def _grow(buf: _Pieces | None, chunk: bytes) -> _Pieces:
+    """Append ``chunk`` to the payload pieces ``buf`` (None: the first piece)."""
+    if buf is None:
+        return [chunk]
+    if isinstance(buf, list):
+        if len(buf) < _MAX_PIECES:
+            buf.append(chunk)
+            return buf
+        buf = bytearray().join(buf)
+    buf += chunk
+    return buf
+
+
+def _joined(buf: _Pieces | None) -> bytes:
+    """The payload held by ``buf`` as one bytes object."""
+    if buf is None:
+        return b""
+    if isinstance(buf, list):
+        return buf[0] if len(buf) == 1 else b"".join(buf)
+    return bytes(buf)
+
+
 # -- close codes (RFC 6455 7.4) -----------------------------------------------
 
 
@@ -193,23 +224,24 @@ class WsProtocol:
         "_dec",
         "_failed",
         "_fr_b0",
+        "_fr_buf",
         "_fr_left",
         "_fr_mask",
         "_fr_off",
-        "_fr_parts",
-        "_fr_text",
         "_is_client",
         "_mask_bit",
+        "_msg_buf",
         "_msg_defrag",
+        "_msg_frags",
         "_msg_len",
         "_msg_op",
-        "_msg_parts",
         "_out",
         "_rng",
         "_send_frag",
         "close_code",
         "close_reason",
         "defrag",
+        "max_fragments",
         "max_message",
         "side",
         "state",
@@ -221,35 +253,42 @@ class WsProtocol:
         max_message: int = 1 << 20,
         defrag: bool = True,
         rng: Callable[[int], bytes] | None = None,
+        *,
+        max_fragments: int = Limits.ws_max_fragments,
     ) -> None:
         if side not in ("server", "client"):
             raise ValueError("side must be 'server' or 'client'")
+        if max_fragments < 1:
+            raise ValueError("max_fragments must be >= 1")
         self.side = side
         self._is_client = side == "client"
         # RFC 6455 5.1: client-to-server frames are masked, server-to-client are not.
         self._mask_bit = 0 if self._is_client else 0x80
         self.max_message = max_message
+        #: data frames one message may take, empty ones included (Limits.ws_max_fragments)
+        self.max_fragments = max_fragments
         self.defrag = defrag
         self._rng: Callable[[int], bytes] = rng if rng is not None else secrets.token_bytes
         self.state: int = OPEN
         self.close_code: int | None = None
         self.close_reason = ""
-        self._out: list[bytes] | None = (
-            None  # lists are created on demand: idle connections stay small
-        )
+        self._out: list[bytes] | None = None  # created on demand: idle connections stay small
         self._failed: RemoteProtocolError | None = None
-        # frame whose payload is arriving in pieces
+        # the frame whose payload is arriving: first byte, bytes still due, mask and its offset;
+        # a control frame's payload collects in _fr_buf (data goes to _msg_buf)
         self._fr_left = 0
         self._fr_b0 = 0
         self._fr_mask: bytes | None = None
         self._fr_off = 0
-        self._fr_parts: list[bytes] | None = None
-        self._fr_text = False
-        # fragmented data message in progress (opcode 1/2, or 0 for none)
+        self._fr_buf: _Pieces | None = None
+        # the data message in progress (opcode 1/2, or 0 for none): its payload so far (the
+        # fragment so far when not defragmenting; see _grow: never one object per fragment),
+        # its length (what max_message bounds) and its number of frames
         self._msg_op = 0
         self._msg_len = 0
+        self._msg_frags = 0
         self._msg_defrag = defrag
-        self._msg_parts: list[bytes] | None = None
+        self._msg_buf: _Pieces | None = None
         self._dec: codecs.IncrementalDecoder | None = None
         self._send_frag = 0
         #: False while the next_event hot path applies (see there)
@@ -329,6 +368,11 @@ class WsProtocol:
                 # RFC 6455 5.4: a continuation needs a message to continue.
                 if not self._msg_op:
                     raise self._fail(RemoteProtocolError("continuation frame without a message"))
+                if self._msg_frags >= self.max_fragments:
+                    # empty frames count: bytes alone bound neither the work nor the wait
+                    raise self._fail(
+                        LimitExceeded(f"message in more than {self.max_fragments} fragments")
+                    )
             elif op > 2:
                 raise self._fail(RemoteProtocolError(f"reserved opcode {op}"))
             elif self._msg_op:
@@ -372,34 +416,39 @@ class WsProtocol:
             else:
                 mask = None
             e = s + ln
-            if e <= n:
-                if b0 == 0x81 or b0 == 0x82:
-                    # Hot path: a whole unfragmented data message (no message in progress,
-                    # checked above).  RFC 6455 8.1: text MUST be valid UTF-8.
-                    if ln < _BIG:
-                        data = apply_mask(buf[s:e], mask) if mask is not None else bytes(buf[s:e])
-                    else:
-                        data = _payload(buf, s, e, mask)
-                    if b0 == 0x81 and not data.isascii():
-                        self._check_utf8(data)
-                    return WsMessage(data, b0), e
-                ev = self._frame_done(b0, _payload(buf, s, e, mask), False)
-                pos = e
-                if ev is not None:
-                    return ev, pos
-                continue
-            # Partial payload: take what is there, keep the mask and its offset.
+            if e <= n and (b0 == 0x81 or b0 == 0x82):
+                # Hot path: a whole unfragmented data message (no message in progress,
+                # checked above).  RFC 6455 8.1: text MUST be valid UTF-8.
+                if ln < _BIG:
+                    data = apply_mask(buf[s:e], mask) if mask is not None else bytes(buf[s:e])
+                else:
+                    data = _payload(buf, s, e, mask)
+                if b0 == 0x81 and not data.isascii():
+                    self._check_utf8(data)
+                return WsMessage(data, b0), e
+            # Any other frame, or a partial payload: take what is there, keep the mask
+            # and its offset for the rest.
             self._fr_b0 = b0
             self._fr_left = ln
             self._fr_mask = bytes(mask) if mask is not None else None
             self._fr_off = 0
-            self._fr_text = op == 1 or (op == 0 and self._msg_op == 1)
-            pos = s
-            return self._continue_payload(buf, pos, n)
+            if op == 0:
+                self._msg_frags += 1
+            elif op < 8:
+                self._msg_op = op
+                self._msg_frags = 1
+                # a change of ``defrag`` takes effect at the next message, never inside one
+                self._msg_defrag = self.defrag
+            ev, pos = self._continue_payload(buf, s, n)
+            if ev is NEED_DATA and not self._fr_left and self.state != CLOSED:
+                continue
+            return ev, pos
 
     def _continue_payload(self, buf: Buffer, pos: int, n: int) -> tuple[WsMessage | object, int]:
         """Consume up to ``_fr_left`` payload bytes; finish the frame when complete."""
+        b0 = self._fr_b0
         take = min(self._fr_left, n - pos)
+        chunk = b""
         if take:
             mask = self._fr_mask
             if mask is not None:
@@ -410,65 +459,51 @@ class WsProtocol:
             chunk = _payload(buf, pos, pos + take, mask)
             pos += take
             self._fr_left -= take
-            if self._fr_text:
-                self._feed_utf8(chunk, False)  # RFC 6455 8.1, failing fast
-            if self._fr_parts is None:
-                self._fr_parts = [chunk]
+            if b0 & 0x08:
+                if self._fr_left or self._fr_buf is not None:
+                    self._fr_buf = _grow(self._fr_buf, chunk)
             else:
-                self._fr_parts.append(chunk)
+                self._data_chunk(chunk)
         if self._fr_left:
             return NEED_DATA, pos
-        parts = self._fr_parts
-        if parts is None:
-            payload = b""
-        else:
-            payload = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._fr_parts = None
-        ev = self._frame_done(self._fr_b0, payload, self._fr_text)
+        if b0 & 0x08:
+            if self._fr_buf is not None:
+                chunk = _joined(self._fr_buf)
+                self._fr_buf = None
+            return self._control(b0, chunk), pos
+        ev = self._data_frame_done(b0)
         return (ev if ev is not None else NEED_DATA), pos
 
-    def _frame_done(self, b0: int, payload: bytes, fed: bool) -> WsMessage | None:
-        """Handle one complete frame; return its event, or None for a swallowed fragment.
-
-        ``fed``: the payload already went through the incremental UTF-8 decoder.
-        """
-        op = b0 & 0x0F
-        if op >= 8:
-            return self._control(b0, payload)
-        fin = b0 & 0x80
-        if op:
-            self._msg_op = op
-            # a change of ``defrag`` takes effect at the next message, never inside one
-            self._msg_defrag = self.defrag
+    def _data_chunk(self, chunk: bytes) -> None:
+        """Add received payload bytes to the message (RFC 6455 8.1: UTF-8 checked as they come)."""
         if self._msg_op == 1:
-            # RFC 6455 8.1: text MUST be valid UTF-8, checked fragment by fragment.
-            if fin and op and not fed:
-                if not payload.isascii():
-                    self._check_utf8(payload)  # a whole message in one frame: check once
-            else:
-                if not fed:
-                    self._feed_utf8(payload, False)
-                if fin:
-                    self._feed_utf8(b"", True)  # no truncated sequence at the end
-        if not self._msg_defrag:
-            if fin:
-                self._msg_op = 0
-            return WsMessage(payload, b0)
-        if not fin:
-            if self._msg_parts is None:
-                self._msg_parts = [payload]
-            else:
-                self._msg_parts.append(payload)
-            self._msg_len += len(payload)
-            return None
-        flags = 0x80 | self._msg_op
-        if self._msg_parts:
-            self._msg_parts.append(payload)
-            payload = b"".join(self._msg_parts)
-            self._msg_parts = None
+            self._feed_utf8(chunk, False)
+        self._msg_len += len(chunk)
+        self._msg_buf = _grow(self._msg_buf, chunk)
+
+    def _data_frame_done(self, b0: int) -> WsMessage | None:
+        """Finish a data frame; return the message (or fragment) to deliver, else None."""
+        fin = b0 & 0x80
+        if fin and self._msg_op == 1:
+            self._feed_utf8(b"", True)  # no truncated sequence at the end
+        if self._msg_defrag:
+            if not fin:
+                return None
+            b0 = 0x80 | self._msg_op
+        data = _joined(self._msg_buf)
+        self._msg_buf = None
+        if fin:
+            self._end_message()
+        else:
+            self._msg_len = 0  # without defrag, max_message bounds each fragment
+        return WsMessage(data, b0)
+
+    def _end_message(self) -> None:
         self._msg_op = 0
         self._msg_len = 0
-        return WsMessage(payload, flags)
+        self._msg_frags = 0
+        self._msg_buf = None
+        self._dec = None
 
     def _control(self, b0: int, payload: bytes) -> WsMessage:
         """Handle a ping, pong or close frame (RFC 6455 5.5)."""
@@ -538,12 +573,9 @@ class WsProtocol:
             raise self._fail(RemoteProtocolError("UTF-8 encoded surrogate", ws_code=1007))
 
     def _reset_message(self) -> None:
-        self._msg_op = 0
-        self._msg_len = 0
-        self._msg_parts = None
-        self._fr_parts = None
+        self._end_message()
+        self._fr_buf = None
         self._fr_left = 0
-        self._dec = None
 
     def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
         """Queue the close frame for ``exc`` (RFC 6455 7.1.7), go dead, return ``exc``."""
