@@ -41,6 +41,7 @@ import struct
 from collections.abc import Callable
 from typing import Final, Literal, TypeAlias
 
+from .._accel import load_speedups
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import WS_DONT_FIN, WsMessage
 from ..limits import Limits
@@ -121,13 +122,10 @@ def apply_mask_py(data: Buffer, mask: Buffer) -> bytes:
     return bytes(out)
 
 
-apply_mask: Callable[[Buffer, Buffer], bytes]
-try:
-    from .._speedups import apply_mask as _apply_mask_c
-except ImportError:  # no compiler at install time: stay pure Python
-    apply_mask = apply_mask_py
-else:
-    apply_mask = _apply_mask_c
+_speedups = load_speedups()  # None: not built, or MGPY_NO_EXTENSIONS set
+apply_mask: Callable[[Buffer, Buffer], bytes] = (
+    apply_mask_py if _speedups is None else _speedups.apply_mask
+)
 
 #: payloads at least this long are sliced through a memoryview (saves one copy)
 _BIG: Final = 4096

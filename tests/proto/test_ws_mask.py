@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 import mgpy.proto.ws as ws
+from mgpy._accel import NO_EXTENSIONS_ENV, extensions_disabled, load_speedups
 from tests.proto.ws_helpers import cframe, drive, ref_mask
 
 c_apply_mask: Callable[[ws.Buffer, ws.Buffer], bytes] | None
@@ -29,6 +31,7 @@ LENGTHS = sorted(
 )
 
 
+@pytest.mark.skipif(extensions_disabled(), reason="MGPY_NO_EXTENSIONS forces pure Python")
 def test_c_speedup_is_built_and_selected() -> None:
     """`pip install -e .` builds mgpy._speedups and the core picks it at import."""
     assert c_apply_mask is not None
@@ -135,3 +138,49 @@ def test_pure_python_is_used_when_the_extension_is_missing() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
+
+
+def _run_core_in_child(env_value: str | None) -> str:
+    """Import the core in a fresh interpreter; return which mask it picked, after a frame."""
+    env = {k: v for k, v in os.environ.items() if k != NO_EXTENSIONS_ENV}
+    if env_value is not None:
+        env[NO_EXTENSIONS_ENV] = env_value
+    code = (
+        "import mgpy.proto.ws as ws\n"
+        "p = ws.WsProtocol('server')\n"
+        f"ev, n = p.next_event(bytes.fromhex({cframe(0x81, b'hello').hex()!r}))\n"
+        "assert ev.data == b'hello' and n == 11\n"
+        "print('py' if ws.apply_mask is ws.apply_mask_py else 'c')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, env=env, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+class TestNoExtensionsSwitch:
+    """MGPY_NO_EXTENSIONS (issue 15): non-empty and not "0" forces the pure-Python paths."""
+
+    @pytest.mark.parametrize("value", ["1", "yes", "true", "false", " "])
+    def test_a_non_empty_value_other_than_0_disables_extensions(self, value: str) -> None:
+        assert extensions_disabled({NO_EXTENSIONS_ENV: value})
+
+    @pytest.mark.parametrize("env", [{}, {NO_EXTENSIONS_ENV: ""}, {NO_EXTENSIONS_ENV: "0"}])
+    def test_unset_empty_or_0_keeps_extensions(self, env: dict[str, str]) -> None:
+        assert not extensions_disabled(env)
+
+    def test_load_speedups_returns_none_when_disabled(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(NO_EXTENSIONS_ENV, "1")
+        assert load_speedups() is None
+
+    def test_core_uses_the_pure_python_mask_when_the_variable_is_set(self) -> None:
+        assert _run_core_in_child("1") == "py"
+
+    def test_core_uses_the_c_mask_when_the_variable_is_0_or_unset(self) -> None:
+        if c_apply_mask is None:  # pragma: no cover - the extension is built by `pip install -e .`
+            pytest.skip("mgpy._speedups is not built")
+        assert _run_core_in_child("0") == "c"
+        assert _run_core_in_child(None) == "c"
