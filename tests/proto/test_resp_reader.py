@@ -302,6 +302,9 @@ class TestPubSub:
         )
         assert [type(e) for e in drain(r)] == [Subscription] * 3
         assert r.pubsub  # the shard channel is still subscribed
+        r.feed(b"*3\r\n$12\r\nsunsubscribe\r\n$2\r\nsh\r\n:0\r\n")
+        assert r.next_event() == Subscription("sunsubscribe", b"sh", 0)
+        assert not r.pubsub
 
     def test_unsubscribe_without_subscriptions_has_null_channel(self, reader: Factory) -> None:
         got = read_one(reader, b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n", pubsub=True)
