@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ._api import Connection, Handler, Manager
+from ._version import __version__
+from .core import TimerHandle, TlsInfo, TlsOpts, tls_info
 from .errors import Error, LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     WS_DONT_FIN,
@@ -17,25 +20,35 @@ from .events import (
     MultipartPart,
     WsMessage,
 )
-from .limits import Limits
-from .mbuf import Mbuf
-from .net.auth import (
+from .http.auth import (
+    AuthResult,
     check_digest_auth,
     get_http_basic_auth,
     send_basic_auth_request,
     send_digest_auth_request,
 )
-from .net.conn import Connection
-from .net.http import register_http_endpoint, set_protocol_http_websocket
-from .net.manager import Manager
-from .net.respond import http_reply, http_send_error, http_send_redirect
-from .net.static import ServeOpts, serve_file, serve_http
-from .net.tls import TlsInfo, TlsOpts, tls_info
-from .net.upload import file_upload_handler
-from .net.ws import ws_accept, ws_dropped
+from .http.respond import (
+    http_reply,
+    http_send_error,
+    http_send_redirect,
+    send_head,
+    send_http_chunk,
+)
+from .http.server import register_http_endpoint, set_protocol_http_websocket
+from .http.static.serve import ServeOpts, serve_file, serve_http
+from .http.upload import file_upload_handler
+from .limits import Limits
+from .mbuf import Mbuf
 from .proto.digest import create_digest_auth_header
 from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
 from .proto.ws import WsProtocol
+from .ws import (
+    printf_websocket_frame,
+    send_websocket_frame,
+    ws_accept,
+    ws_close,
+    ws_dropped,
+)
 
 
 def get_http_header(hm: HttpMessage, name: str) -> str | None:
@@ -43,7 +56,20 @@ def get_http_header(hm: HttpMessage, name: str) -> str | None:
     return hm.header(name)
 
 
-__version__ = "0.1.0"
+def printf_http_chunk(c: Connection, fmt: str, *args: object) -> None:
+    """Send ``fmt % args`` as one chunk of a chunked response (mongoose's mg_printf_http_chunk)."""
+    send_http_chunk(c, fmt % args if args else fmt)
+
+
+def connect_http(mgr: Manager, url: str, handler: Handler, **kw: object) -> Connection:
+    """``mgr.connect_http(url, handler, ...)`` as a function (mongoose's mg_connect_http)."""
+    return mgr.connect_http(url, handler, **kw)  # type: ignore[arg-type]
+
+
+def connect_ws(mgr: Manager, url: str, handler: Handler, **kw: object) -> Connection:
+    """``mgr.connect_ws(url, handler, ...)`` as a function (mongoose's mg_connect_ws)."""
+    return mgr.connect_ws(url, handler, **kw)  # type: ignore[arg-type]
+
 
 __all__ = [
     "WS_DONT_FIN",
@@ -53,6 +79,7 @@ __all__ = [
     "WS_OP_PING",
     "WS_OP_PONG",
     "WS_OP_TEXT",
+    "AuthResult",
     "Connection",
     "Error",
     "Ev",
@@ -67,11 +94,15 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "ServeOpts",
+    "TimerHandle",
     "TlsInfo",
     "TlsOpts",
     "WsMessage",
     "WsProtocol",
+    "__version__",
     "check_digest_auth",
+    "connect_http",
+    "connect_ws",
     "create_digest_auth_header",
     "file_upload_handler",
     "get_http_basic_auth",
@@ -81,9 +112,14 @@ __all__ = [
     "http_reply",
     "http_send_error",
     "http_send_redirect",
+    "printf_http_chunk",
+    "printf_websocket_frame",
     "register_http_endpoint",
     "send_basic_auth_request",
     "send_digest_auth_request",
+    "send_head",
+    "send_http_chunk",
+    "send_websocket_frame",
     "serve_file",
     "serve_http",
     "set_protocol_http_websocket",
@@ -91,5 +127,6 @@ __all__ = [
     "url_decode",
     "url_encode",
     "ws_accept",
+    "ws_close",
     "ws_dropped",
 ]

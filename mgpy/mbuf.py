@@ -24,6 +24,11 @@ _GROWTH = 1.5
 class Mbuf:
     """A growable buffer.
 
+    ``buf`` is the live ``bytearray`` holding the data: protocol parsers read it in
+    place (zero-copy) and ``remove()`` what they consumed; do not keep a reference to it
+    across events (a mutation while a view is alive replaces it).  ``size`` is the
+    logical capacity, ``max_size`` the cap (None: unbounded).
+
     Example::
 
         mb = Mbuf(max_size=1024)
@@ -32,47 +37,43 @@ class Mbuf:
         bytes(mb), mb.len        # (b"llo", 3)
     """
 
-    __slots__ = ("_buf", "_size", "max_size")
+    __slots__ = ("buf", "max_size", "size")
 
     def __init__(self, capacity: int = 0, max_size: int | None = None) -> None:
-        self._buf = bytearray()
-        self._size = max(0, capacity)
+        self.buf = bytearray()
+        self.size = max(0, capacity)
         self.max_size = max_size
 
     # -- inspection ------------------------------------------------------------
     @property
     def len(self) -> int:
         """Number of bytes held."""
-        return len(self._buf)
-
-    @property
-    def size(self) -> int:
-        """Logical capacity (bytes allocated in mongoose terms)."""
-        return self._size
+        return len(self.buf)
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self.buf)
 
     def __bool__(self) -> bool:
-        return len(self._buf) > 0
+        return len(self.buf) > 0
 
     def __bytes__(self) -> bytes:
-        return bytes(self._buf)
+        return bytes(self.buf)
 
     def __repr__(self) -> str:
-        return f"<Mbuf len={len(self._buf)} size={self._size}>"
+        return f"<Mbuf len={len(self.buf)} size={self.size}>"
 
     def view(self) -> memoryview:
         """Return a zero-copy memoryview of the data (valid until the next mutation)."""
-        return memoryview(self._buf)
+        return memoryview(self.buf)
 
     def find(self, sub: bytes, start: int = 0) -> int:
         """Return the offset of ``sub`` in the data at or after ``start``, or -1."""
-        return self._buf.find(sub, start)
+        return self.buf.find(sub, start)
 
     # -- mutation ----------------------------------------------------------------
-    def _grow_for(self, need: int) -> bool:
-        if need <= self._size:
+    def reserve(self, need: int) -> bool:
+        """Grow the logical capacity to hold ``need`` bytes (x1.5); False if over ``max_size``."""
+        if need <= self.size:
             return True
         mx = self.max_size
         if mx is not None and need > mx:
@@ -80,80 +81,80 @@ class Mbuf:
         new = int(need * _GROWTH)
         if mx is not None and new > mx:
             new = mx
-        self._size = new
+        self.size = new
         return True
 
     def _unlock(self) -> None:
         # a live memoryview pins the bytearray: move the data to a new one
-        self._buf = bytearray(self._buf)
+        self.buf = bytearray(self.buf)
 
     def append(self, data: BytesLike) -> int:
         """Append ``data``; return the number of bytes appended (0 if over ``max_size``)."""
         n = len(data)
-        buf = self._buf
+        buf = self.buf
         need = len(buf) + n
-        if need > self._size and not self._grow_for(need):
+        if need > self.size and not self.reserve(need):
             return 0
         try:
             buf += data
         except BufferError:
             self._unlock()
-            self._buf += data
+            self.buf += data
         return n
 
     def insert(self, off: int, data: BytesLike) -> int:
         """Insert ``data`` at ``off`` (clamped to ``len``); return bytes inserted or 0."""
         n = len(data)
-        buf = self._buf
+        buf = self.buf
         need = len(buf) + n
-        if need > self._size and not self._grow_for(need):
+        if need > self.size and not self.reserve(need):
             return 0
         off = max(0, min(off, len(buf)))
         try:
             buf[off:off] = data
         except BufferError:
             self._unlock()
-            self._buf[off:off] = data
+            self.buf[off:off] = data
         return n
 
     def remove(self, n: int) -> None:
         """Remove ``n`` bytes from the front (all of them if ``n >= len``)."""
         if n <= 0:
             return
-        buf = self._buf
+        buf = self.buf
         try:
             if n >= len(buf):
                 buf.clear()
             else:
                 del buf[:n]
         except BufferError:
-            self._buf = bytearray(buf[n:])
+            self.buf = bytearray(buf[n:])
 
     def clear(self) -> None:
         """Drop the data, keeping the capacity."""
         try:
-            self._buf.clear()
+            self.buf.clear()
         except BufferError:
-            self._buf = bytearray()
+            self.buf = bytearray()
 
     def free(self) -> None:
         """Drop the data and the capacity."""
-        self._buf = bytearray()
-        self._size = 0
+        self.buf = bytearray()
+        self.size = 0
 
     def resize(self, new_size: int) -> None:
         """Set the capacity to ``new_size``; ignored if below ``len`` or above ``max_size``."""
-        if new_size < len(self._buf):
+        if new_size < len(self.buf):
             return
         if self.max_size is not None and new_size > self.max_size:
             return
-        self._size = new_size
+        self.size = new_size
 
     def trim(self) -> None:
         """Shrink the capacity to ``len``."""
-        self._size = len(self._buf)
-        if not self._buf:
-            self._buf = bytearray()
+        self.size = len(self.buf)
+        if not self.buf:
+            self.buf = bytearray()
 
     def append_and_free(self, other: Mbuf) -> int:
         """Append ``other``'s data, then free ``other``; return bytes appended.
@@ -161,13 +162,13 @@ class Mbuf:
         If the append is refused (``max_size``) both buffers are left unchanged and 0 is
         returned, so no data is lost.
         """
-        n = self.append(other._buf)
-        if n or not other._buf:
+        n = self.append(other.buf)
+        if n or not other.buf:
             other.free()
         return n
 
     def take(self) -> bytes:
         """Return all the data as bytes and clear the buffer."""
-        data = bytes(self._buf)
+        data = bytes(self.buf)
         self.clear()
         return data

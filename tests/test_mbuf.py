@@ -125,7 +125,7 @@ class TestViews:
         mb = Mbuf()
         mb.append(b"abc")
         v = mb.view()
-        assert v.obj is mb._buf  # the same memory, not a copy
+        assert v.obj is mb.buf  # the same memory, not a copy
         assert v.tobytes() == b"abc"
 
     def test_mutating_while_a_view_is_alive_keeps_the_old_view_valid(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import mgpy
-import mgpy.net.static_fs as fs
+import mgpy.http.static.fs as fs
 from mgpy import Ev
 from mgpy.proto.digest import create_digest_auth_header
 from tests.net.static_helpers import StaticServer, parse_head, run_in_thread, write

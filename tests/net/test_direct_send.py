@@ -40,7 +40,7 @@ def test_pushes_to_other_connections_arrive_whole_and_in_order() -> None:
                     other.send_websocket_frame(mgpy.WS_OP_TEXT, "after")
 
     partial: list[int] = []
-    real_sendv = mgpy.Connection._sendv
+    real_sendv = mgpy.Connection.sendv
 
     def spy(c: mgpy.Connection, head: bytes, body: bytes) -> int:
         before = c.send_mbuf.len
@@ -49,7 +49,7 @@ def test_pushes_to_other_connections_arrive_whole_and_in_order() -> None:
             partial.append(c.send_mbuf.len - before)
         return n
 
-    mgpy.Connection._sendv = spy  # type: ignore[method-assign]
+    mgpy.Connection.sendv = spy  # type: ignore[method-assign]
     lc = m.bind("127.0.0.1:0", h, limits=mgpy.Limits(ws_send_queue=64 << 20))
     lc.set_protocol_http_websocket()
     url = f"ws://127.0.0.1:{lc.local[1]}/"
@@ -78,7 +78,7 @@ def test_pushes_to_other_connections_arrive_whole_and_in_order() -> None:
     done.set()
     run_until(m, lambda: not t.is_alive() and not t2.is_alive(), timeout=10)
     m.close()
-    mgpy.Connection._sendv = real_sendv  # type: ignore[method-assign]
+    mgpy.Connection.sendv = real_sendv  # type: ignore[method-assign]
     assert got[:50] == [f"msg {i}" for i in range(50)]
     assert isinstance(got[50], bytes)
     assert hashlib.sha256(got[50]).digest() == hashlib.sha256(big).digest()

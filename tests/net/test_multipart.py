@@ -1,4 +1,4 @@
-"""Streaming multipart/form-data events over real sockets (mgpy.net.formdata).
+"""Streaming multipart/form-data events over real sockets (mgpy.http.multipart).
 
 The event sequence a handler sees must not depend on how the body was cut
 into reads: every test that compares sequences merges consecutive

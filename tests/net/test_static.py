@@ -376,7 +376,7 @@ class TestOddNamesAndRaces:
     def test_file_changing_between_check_and_open_is_resolved_again(
         self, srv: StaticServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import mgpy.net.static as static_mod
+        import mgpy.http.static.serve as static_mod
 
         real_open = static_mod.open_checked
         calls = []
@@ -393,7 +393,7 @@ class TestOddNamesAndRaces:
     def test_file_changing_all_the_time_is_503(
         self, srv: StaticServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import mgpy.net.static as static_mod
+        import mgpy.http.static.serve as static_mod
 
         real_open = static_mod.open_checked
 
@@ -410,7 +410,7 @@ class TestCaches:
     def test_small_file_bytes_stay_within_the_bound(
         self, srv: StaticServer, root: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from mgpy.net.static_fs import BODIES
+        from mgpy.http.static.fs import BODIES
 
         monkeypatch.setattr(BODIES, "limit", 256 * 1024)
         files = {f"/f{i}.bin": os.urandom(60_000) for i in range(12)}
@@ -424,7 +424,7 @@ class TestCaches:
     def test_cached_uris_are_bounded(
         self, srv: StaticServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import mgpy.net.static_fs as fs
+        import mgpy.http.static.fs as fs
 
         monkeypatch.setattr(fs, "MAX_ENTRIES", 8)
         for i in range(30):  # 30 spellings of one file
@@ -435,7 +435,7 @@ class TestCaches:
     def test_new_index_file_is_picked_up_on_revalidation(
         self, srv: StaticServer, root: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import mgpy.net.static as static_mod
+        import mgpy.http.static.serve as static_mod
 
         assert srv.get("/docs/").body == b"docs index\n"
         monkeypatch.setattr(static_mod, "REVALIDATE", 0.0)

@@ -20,7 +20,7 @@ import pytest
 
 import mgpy
 from mgpy import Ev, F, Limits
-from mgpy.net.tls import tls_info
+from mgpy.core.tls import tls_info
 from tests.conftest import run_until
 from tests.net.certs import Certs, make_certs
 

@@ -16,7 +16,7 @@ answered 400 and the connection closes).
 An application that answers before the body has been read (a 413 for a quota,
 a 401, a 404 at HTTP_MULTIPART_REQUEST) ends the request: it gets the
 status -1 events at once, and the rest of the body is read and discarded
-before the connection closes (``http.linger_close``), so the client sees the answer
+before the connection closes (``exchange.linger_close``), so the client sees the answer
 instead of a reset.  ``Expect: 100-continue`` is answered only after
 HTTP_MULTIPART_REQUEST (and the endpoint's auth check) let the request go on.
 
@@ -33,27 +33,34 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProtocolError, RemoteProtocolError
-from ..events import Ev, HttpMessage, MultipartPart
+from ..events import Ev, F, HttpMessage, MultipartPart
 from ..proto import multipart as _mp
-from . import auth as _auth
-from . import http as _http
-from ._consts import (
-    _CLOSE_IMMEDIATELY,
-    _CLOSING,
-    _SEND_AND_CLOSE,
-    EV_HTTP_MULTIPART_REQUEST,
-    EV_HTTP_MULTIPART_REQUEST_END,
-    EV_HTTP_PART_BEGIN,
-    EV_HTTP_PART_DATA,
-    EV_HTTP_PART_END,
+from .endpoints import dispatch_handler
+from .exchange import (
+    BODY,
+    DEAD,
+    WAIT,
+    HttpState,
+    app_error,
+    await_response,
+    check_done,
+    linger_close,
+    parse_more,
+    protocol_error,
 )
 
 if TYPE_CHECKING:
-    from .conn import Connection
+    from ..core import Connection, Handler
 
-__all__ = ["MpState"]
+__all__ = ["MpState", "mp_start"]
 
 log = logging.getLogger("mgpy")
+
+EV_HTTP_MULTIPART_REQUEST = Ev.HTTP_MULTIPART_REQUEST
+EV_HTTP_PART_BEGIN = Ev.HTTP_PART_BEGIN
+EV_HTTP_PART_DATA = Ev.HTTP_PART_DATA
+EV_HTTP_PART_END = Ev.HTTP_PART_END
+EV_HTTP_MULTIPART_REQUEST_END = Ev.HTTP_MULTIPART_REQUEST_END
 
 
 class MpState:
@@ -71,8 +78,33 @@ class MpState:
         self.hm = hm
         self.soon = False  # a redelivery is scheduled for the next poll round
 
+    # the calls the protocol handler and the exchange make (st.mp.<name>)
+    def data(self, c: Connection, st: HttpState, data: bytes) -> None:
+        """Body bytes of the multipart request arrived."""
+        self.buf += data
+        _run(c, st, self)
 
-def mp_start(c: Connection, st: _http.HttpState, hm: HttpMessage, ctype: str) -> bool:
+    def end(self, c: Connection, st: HttpState) -> None:
+        """The HTTP body ended."""
+        self.body_done = True
+        st.hm = None
+        st.body = None
+        _run(c, st, self)
+
+    def poll(self, c: Connection, st: HttpState) -> None:
+        """On POLL/SEND: re-deliver data the handler did not consume, then resume parsing."""
+        _poll(c, st, self)
+
+    def abort(self, c: Connection, st: HttpState) -> None:
+        """The request ended badly (connection dropped, malformed body): status -1 events."""
+        mp_abort(c, st)
+
+
+def _set_handler(c: Connection, st: HttpState, h: Handler) -> None:
+    st.h = h
+
+
+def mp_start(c: Connection, st: HttpState, hm: HttpMessage, ctype: str) -> bool:
     """A multipart request head arrived: set up the parser and fire HTTP_MULTIPART_REQUEST.
 
     Returns False when the request already ended (bad boundary, refused).
@@ -83,19 +115,15 @@ def mp_start(c: Connection, st: _http.HttpState, hm: HttpMessage, ctype: str) ->
         boundary = _mp.boundary_from_content_type(ctype)
         parser = _mp.MultipartParser(boundary, c.limits)
     except ProtocolError as e:
-        _http._protocol_error(c, st, RemoteProtocolError(str(e), 400))
+        protocol_error(c, st, RemoteProtocolError(str(e), 400))
         return False
     mp = st.mp = MpState(parser, hm)
-    st.h = _http._route(st, c, hm.uri)
-    if st.endpoints:
-        opts = _http._endpoint_opts(st, st.h)
-        if opts and opts.get("auth_file"):
-            # a 401 sent now, with the body unread, closes the connection (after lingering)
-            if not _auth.endpoint_auth_ok(c, hm, opts):
-                st.mp = None
-                _stopped(c, st)
-                return False
-    st.nq0 = c._nq
+    if dispatch_handler(c, st, hm, _set_handler) is None:
+        # a 401 sent now, with the body unread, closes the connection (after lingering)
+        st.mp = None
+        _stopped(c, st)
+        return False
+    st.nq0 = c.total_queued
     if not _emit(c, st, mp, EV_HTTP_MULTIPART_REQUEST, hm):
         return False
     # RFC 9110 10.1.1: 100 (Continue) only for a request the server will read
@@ -104,65 +132,46 @@ def mp_start(c: Connection, st: _http.HttpState, hm: HttpMessage, ctype: str) ->
     return True
 
 
-def mp_data(c: Connection, st: _http.HttpState, data: bytes) -> None:
-    """Body bytes of a multipart request arrived."""
-    mp = st.mp
-    mp.buf += data
-    _run(c, st, mp)
-
-
-def mp_end(c: Connection, st: _http.HttpState) -> None:
-    """The HTTP body ended."""
-    mp = st.mp
-    mp.body_done = True
-    st.hm = None
-    st.body = None
-    _run(c, st, mp)
-
-
-def mp_poll(c: Connection, st: _http.HttpState) -> None:
-    """On POLL: re-deliver data the handler did not consume, then resume parsing."""
-    mp = st.mp
-    if mp is None or not mp.pending or c._closed or st.in_recv:
+def _poll(c: Connection, st: HttpState, mp: MpState) -> None:
+    if st.mp is not mp or not mp.pending or c.closed or st.in_recv:
         return
     if not _redeliver(c, st, mp) or mp.pending:
         return
     _run(c, st, mp)
-    if st.mp is mp and not mp.pending and st.phase == _http._BODY:
-        _http._server_recv(c, st)
+    if st.mp is mp and not mp.pending and st.phase == BODY:
+        parse_more(c, st)
 
 
-def _emit(c: Connection, st: _http.HttpState, mp: MpState, ev: Ev, data: Any) -> bool:
+def _emit(c: Connection, st: HttpState, mp: MpState, ev: Ev, data: Any) -> bool:
     """Deliver one event; return False if the request stopped (answered early, closing)."""
     try:
         st.h(c, ev, data)
     except Exception:
-        _http._app_error(c, st, ev.name)  # 500 and close
+        app_error(c, st, ev.name)  # 500 and close
         mp_abort(c, st)
         return False
-    if st.mp is mp and st.phase == _http._BODY and not c._flags & _CLOSING:
+    if st.mp is mp and st.phase == BODY and not c.is_closing:
         return True
     _stopped(c, st)
     return False
 
 
-def _stopped(c: Connection, st: _http.HttpState) -> None:
+def _stopped(c: Connection, st: HttpState) -> None:
     """The application answered before the body was read: abort the parts, discard the rest."""
     if (
-        st.phase != _http._DEAD
+        st.phase != DEAD
         or not st.resp_started
-        or c._flags & _CLOSE_IMMEDIATELY
-        or c._error is not None
+        or c.flags & F.CLOSE_IMMEDIATELY
+        or c.error_reason is not None
     ):
         return  # still reading, closing anyway, or a protocol error (already handled)
     mp_abort(c, st)
-    x = c._x
-    if not st.linger and not (x is not None and x.get("eof")):
-        c._flags &= ~_SEND_AND_CLOSE
-        _http.linger_close(c, st)
+    if not st.linger and not c.peer_eof:
+        c.flags &= ~F.SEND_AND_CLOSE  # not a plain close: drain the unread body first
+        linger_close(c, st)
 
 
-def _redeliver(c: Connection, st: _http.HttpState, mp: MpState) -> bool:
+def _redeliver(c: Connection, st: HttpState, mp: MpState) -> bool:
     part = mp.part
     data = mp.pending
     if part is None:
@@ -185,19 +194,17 @@ def _schedule(c: Connection, mp: MpState) -> None:
     POLL interval later.  A handler that consumed nothing waits for POLL (no busy loop)."""
     if not mp.soon:
         mp.soon = True
-        c.mgr._soon.append((_soon, (c, mp)))
+        c.call_soon(_soon, c, mp)
 
 
 def _soon(c: Connection, mp: MpState) -> None:
     mp.soon = False
     st = c.proto_data
-    if c._closed or not isinstance(st, _http.HttpState) or st.mp is not mp:
-        return
-    mp_poll(c, st)
-    c.mgr._after(c)
+    if isinstance(st, HttpState) and st.mp is mp:
+        _poll(c, st, mp)
 
 
-def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
+def _run(c: Connection, st: HttpState, mp: MpState) -> None:
     """Parse what is buffered and deliver the events, until NEED_DATA or a pause."""
     if mp.pending:
         return
@@ -207,7 +214,7 @@ def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
         try:
             ev, n = parser.next_event(buf, mp.body_done)
         except ProtocolError as e:
-            _http._protocol_error(c, st, RemoteProtocolError(f"multipart: {e}", 400))
+            protocol_error(c, st, RemoteProtocolError(f"multipart: {e}", 400))
             return
         if n:
             del buf[:n]
@@ -248,7 +255,7 @@ def _run(c: Connection, st: _http.HttpState, mp: MpState) -> None:
             return
 
 
-def _finish(c: Connection, st: _http.HttpState, mp: MpState, status: int) -> None:
+def _finish(c: Connection, st: HttpState, mp: MpState, status: int) -> None:
     """Deliver MULTIPART_REQUEST_END; with status 0 the request now awaits its response."""
     if mp.ended:
         return
@@ -256,25 +263,19 @@ def _finish(c: Connection, st: _http.HttpState, mp: MpState, status: int) -> Non
     st.mp = None
     end = MultipartPart(None, None, b"", status)
     if status == 0:
-        st.phase = _http._WAIT
-        st.resp_end = -1
-        st.resp_started = False
-        st.resp_chunked = False
-        st.resp_close = False
-        st.nq0 = c._nq
-        c._expire_at = 0.0
+        await_response(c, st, st.h)
         try:
             st.h(c, EV_HTTP_MULTIPART_REQUEST_END, end)
         except Exception:
-            _http._app_error(c, st, "HTTP_MULTIPART_REQUEST_END")
+            app_error(c, st, "HTTP_MULTIPART_REQUEST_END")
             return
-        if st.phase == _http._WAIT:
-            _http.check_done(c, st)
+        if st.phase == WAIT:
+            check_done(c, st)
     else:
         st.h(c, EV_HTTP_MULTIPART_REQUEST_END, end)
 
 
-def mp_abort(c: Connection, st: _http.HttpState) -> None:
+def mp_abort(c: Connection, st: HttpState) -> None:
     """The request ended badly (connection dropped, malformed body): status -1 events."""
     mp = st.mp
     if mp is None or mp.ended:
@@ -297,7 +298,3 @@ def mp_abort(c: Connection, st: _http.HttpState) -> None:
         h(c, EV_HTTP_MULTIPART_REQUEST_END, MultipartPart(None, None, b"", -1))
     except Exception:
         log.exception("handler raised on HTTP_MULTIPART_REQUEST_END for %r", c)
-
-
-def file_upload_handler(*a, **k):  # type: ignore
-    raise NotImplementedError

@@ -72,9 +72,11 @@ from ._consts import (
     EV_SEND,
     EV_WRITABLE,
 )
+from .conn import _quiet
 
 if TYPE_CHECKING:
     from .conn import Connection
+    from .timers import TimerHandle
 
 __all__ = ["TlsInfo", "TlsOpts", "tls_info"]
 
@@ -280,10 +282,10 @@ def start_server_tls(c: Connection, lc: Connection) -> None:
     """A TLS listener accepted ``c``: start the handshake; ACCEPT fires when it completes."""
     lt = lc._tls
     assert isinstance(lt, _ListenerTls)
-    c._tls = _Tls(c, lt.ctx, True)
+    t = c._tls = _Tls(c, lt.ctx, True)
     c._flags |= _SSL
     c._h = _quiet  # invisible to the application until ACCEPT
-    _arm_deadline(c)
+    _arm_deadline(c, t)
 
 
 def start_client_tls(c: Connection, opts: TlsOpts | None) -> None:
@@ -301,25 +303,20 @@ def start_client_tls(c: Connection, opts: TlsOpts | None) -> None:
         return
     c._tls = t
     c._flags |= _SSL
-    _arm_deadline(c)
+    _arm_deadline(c, t)
     t._handshake()
 
 
-def _arm_deadline(c: Connection) -> None:
-    t = c.limits.tls_handshake_timeout
-    if t:
-        c._on_expire = _handshake_expired
-        c.mgr._set_expire(c, c.mgr._mono + t)
+def _arm_deadline(c: Connection, t: _Tls) -> None:
+    limit = c.limits.tls_handshake_timeout
+    if limit:
+        t._deadline = c.call_later(limit, _handshake_expired, c)
 
 
 def _handshake_expired(c: Connection) -> None:
     t = c._tls
     if isinstance(t, _Tls) and t._state == _HANDSHAKE:
         t._handshake_failed("timed out (Limits.tls_handshake_timeout)", errno.ETIMEDOUT)
-
-
-def _quiet(c: Connection, ev: Any, ev_data: Any) -> None:
-    """The handler of a server connection whose handshake is not done: swallows events."""
 
 
 class _ListenerTls:
@@ -353,6 +350,7 @@ class _Tls:
     """The TLS layer of one connection (``c._tls``); see the module comment."""
 
     __slots__ = (
+        "_deadline",
         "_head",
         "_in",
         "_notified",
@@ -380,6 +378,7 @@ class _Tls:
         self._head = b""  # first bytes from a client (plain-HTTP detection)
         self._notified = False  # close_notify queued
         self._resume_queued = False
+        self._deadline: TimerHandle | None = None  # the handshake must complete by then
 
     # -- manager hooks -------------------------------------------------------------
     def on_readable(self) -> None:
@@ -391,7 +390,7 @@ class _Tls:
         if state == _OPEN:
             mb = c.recv_mbuf
             mx = mb.max_size
-            if mx is not None and len(mb._buf) >= mx:
+            if mx is not None and len(mb.buf) >= mx:
                 c.mgr._set_mask(c, c._mask & ~_R)  # backpressure: resume() restarts
                 return
             if self._in.pending >= _RECORD_MAX:
@@ -432,8 +431,8 @@ class _Tls:
             return
         mb = c.send_mbuf
         moved = 0
-        while mb._buf and not c._flags & _CLOSE_IMMEDIATELY:
-            buf = mb._buf
+        while mb.buf and not c._flags & _CLOSE_IMMEDIATELY:
+            buf = mb.buf
             try:
                 n = obj.write(buf if len(buf) <= _WRITE_CHUNK else buf[:_WRITE_CHUNK])
             except ssl.SSLError as e:
@@ -447,9 +446,9 @@ class _Tls:
         mgr = c.mgr
         if moved:
             mgr._call(c, EV_SEND, moved)
-        if c._above_high and len(mb._buf) <= c.limits.send_low_water:
+        if c._above_high and len(mb.buf) <= c.limits.send_low_water:
             c._above_high = False
-            mgr._call(c, EV_WRITABLE, len(mb._buf))
+            mgr._call(c, EV_WRITABLE, len(mb.buf))
 
     def resume(self) -> None:
         """Reading was re-enabled: deliver what already waits inside the SSL object."""
@@ -480,10 +479,40 @@ class _Tls:
             self._update_w()
         return not self._out
 
+    def shutdown_ok(self) -> bool:
+        """``c.shutdown_write()``: queue close_notify once; True when all ciphertext left."""
+        obj = self._obj
+        if obj is None or self._state != _OPEN:
+            return True
+        if not self._notified:
+            self._notified = True
+            try:
+                obj.unwrap()  # writes close_notify; raises while the peer's has not arrived
+            except ssl.SSLError:
+                pass
+            self._send_out(quiet=True)
+            self._update_w()
+        return not self._out
+
+    def last_word(self) -> None:
+        """During ``Manager.close()``: encrypt what is queued and write it once, no blocking."""
+        obj = self._obj
+        c = self.c
+        if obj is None or self._state != _OPEN or self._notified:
+            return
+        try:
+            obj.write(c.send_mbuf.buf)
+        except ssl.SSLError:
+            return
+        c.send_mbuf.clear()
+        self._send_out(quiet=True)
+
     def release(self) -> None:
         """The connection closed: drop the SSL object and staged data."""
         self._obj = None
         self._out = bytearray()
+        if self._deadline is not None:
+            self._deadline = None
 
     # -- internals ---------------------------------------------------------------
     def _recv(self) -> bool:
@@ -542,7 +571,7 @@ class _Tls:
             return False
         c.mgr.bytes_out += n
         if n:
-            c._wprog = c.mgr._mono
+            c._wprog = c.mgr.monotonic
         if data is out:
             if n >= len(out):
                 out.clear()
@@ -559,7 +588,7 @@ class _Tls:
         c = self.c
         if c._closed:
             return
-        want = bool(self._out) or (self._state == _OPEN and bool(c.send_mbuf._buf))
+        want = bool(self._out) or (self._state == _OPEN and bool(c.send_mbuf.buf))
         m = c._mask
         if want:
             if not m & _W:
@@ -589,14 +618,16 @@ class _Tls:
         self._state = _OPEN
         self._head = b""
         c._flags |= _HANDSHAKE_DONE
-        c._expire_at = 0.0
-        c._on_expire = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         mgr = c.mgr
         if self.server:
             c._h = c._proto if c._proto is not None else c._handler
             mgr._call(c, EV_ACCEPT, c.peer)
         else:
             c._flags &= ~_CONNECTING
+            mgr._connect_done(c)
             mgr._call(c, EV_CONNECT, 0)
         if c._closed:
             return
@@ -641,7 +672,7 @@ class _Tls:
         eof = False
         err = None
         while obj.pending() or inb.pending or inb.eof:
-            room = _READ_CHUNK if mx is None else min(_READ_CHUNK, mx - len(mb._buf))
+            room = _READ_CHUNK if mx is None else min(_READ_CHUNK, mx - len(mb.buf))
             if room <= 0:
                 c.mgr._set_mask(c, c._mask & ~_R)  # backpressure: the rest waits in the SSL object
                 break

@@ -18,14 +18,18 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any, cast
 
+from ..errors import Error
 from ..events import Ev
 from ..limits import Limits
 from ._consts import (
     _CLOSE_IMMEDIATELY,
     _CLOSING,
     _CONNECTING,
+    _HANDSHAKE_DONE,
     _R,
     _RESOLVING,
+    _SHUT_NONE,
+    _SSL,
     _UDP,
     _W,
     EV_ACCEPT,
@@ -34,6 +38,7 @@ from ._consts import (
 )
 from .addr import Addr, Resolver, parse_addr
 from .conn import Connection, Handler
+from .tls import prepare_client_tls, start_client_tls
 
 if TYPE_CHECKING:
     from .manager import Manager
@@ -43,28 +48,25 @@ __all__ = ["Dialer"]
 log = logging.getLogger("mgpy")
 
 
-#: heap entry kind of a connect deadline (Manager._run_timers)
-_K_CONNECT = 3
 #: datagrams read per readiness event of one UDP listener
 _UDP_BATCH = 64
-#: child connections (peers) one UDP listener keeps; the least recently heard is evicted
 
 
 class Dialer:
     """Outbound connections and UDP listeners (a base class of ``Manager``)."""
 
     if TYPE_CHECKING:  # provided by Manager
+        connection_class: type[Connection]
         limits: Limits
         bytes_in: int
         bytes_out: int
         _conns: dict[Connection, None]
         _dirty: list[Connection]
         _soon: list[tuple[Any, tuple[Any, ...]]]
-        _mono: float
+        monotonic: float
         _resolver: Resolver
 
         def _check_open(self) -> None: ...
-        def _push(self, when: float, kind: int, c: Any, arg: Any) -> None: ...
         def _post(self, fn: Any, *args: Any) -> None: ...
         def _set_mask(self, c: Connection, mask: int) -> None: ...
         def _call(self, c: Connection, ev: Ev, data: Any) -> None: ...
@@ -74,7 +76,7 @@ class Dialer:
 
     def connect(
         self,
-        addr: str,
+        addr: str | Addr,
         handler: Handler,
         *,
         limits: Limits | None = None,
@@ -88,59 +90,23 @@ class Dialer:
         and after a failure CLOSE follows.  Host names resolve on a worker thread.
         """
         self._check_open()
-        a = parse_addr(addr, "tcp", need_host=True)
+        a = addr if isinstance(addr, Addr) else parse_addr(addr, "tcp", need_host=True)
         return self._connect_addr(a, handler, limits, user_data, tls)
-
-    def connect_http(
-        self,
-        url: str,
-        handler: Handler,
-        method: str | None = None,
-        headers: Any = None,
-        body: bytes | str | None = None,
-        **opts: Any,
-    ) -> Connection:
-        """Send an HTTP request to ``url``; the handler gets HTTP_CHUNK* and HTTP_REPLY.
-
-        ``method`` defaults to GET (POST when a ``body`` is given); ``user:pass@``
-        in the URL sends Basic credentials (and answers a Digest challenge once).
-        """
-        from .client import connect_http
-
-        self._check_open()
-        return connect_http(cast("Manager", self), url, handler, method, headers, body, **opts)
-
-    def connect_ws(
-        self,
-        url: str,
-        handler: Handler,
-        protocol: str | list[str] | None = None,
-        headers: Any = None,
-        **opts: Any,
-    ) -> Connection:
-        """Open a WebSocket to ``url``; the handler gets WS_HANDSHAKE_DONE, then WS_FRAME..."""
-        from .client import connect_ws
-
-        self._check_open()
-        return connect_ws(cast("Manager", self), url, handler, protocol, headers, **opts)
 
     def _connect_addr(
         self, a: Addr, handler: Handler, limits: Limits | None, user_data: Any, tls: Any
     ) -> Connection:
         lim = limits if limits is not None else self.limits
-        c = Connection(cast("Manager", self), None, handler, lim)
+        c = self.connection_class(cast("Manager", self), None, handler, lim)
         c._flags = _CONNECTING | (_UDP if a.udp else 0)
         c.user_data = user_data
         x = c._x_get()
         x["addr"] = a
         if tls is not None or a.tls:
-            from .tls import prepare_client_tls
-
             x["tls"] = prepare_client_tls(tls, a.udp)  # bad CA/cert files raise here
         self._conns[c] = None
         if lim.connect_timeout:
-            self._push(self._mono + lim.connect_timeout, _K_CONNECT, c, None)
-            x["cdl"] = True  # a connect deadline is queued (Manager._close counts it stale)
+            x["cdl"] = c.call_later(lim.connect_timeout, self._connect_timed_out, c)
         fam = a.numeric_family()
         kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
         if fam is not None:
@@ -153,6 +119,41 @@ class Dialer:
             fut.add_done_callback(lambda f: self._post(self._resolved, c, f))
             self._resolver.resolve(a.host, a.port, a.udp, fut)
         return c
+
+    def _connect_timed_out(self, c: Connection) -> None:
+        if c._flags & (_CONNECTING | _RESOLVING):
+            if c.sock is not None:
+                self._set_mask(c, 0)
+                c.sock.close()
+                c.sock = None
+            self._connect_failed(c, errno.ETIMEDOUT, "connect timed out")
+
+    def _redial(self, c: Connection) -> None:
+        """``c.redial()``: close the socket and connect to the same peer again."""
+        sock = c.sock
+        if sock is None or c._closed or c.peer is None or c.listener is not None:
+            raise Error("redial() needs a connected outbound connection")
+        family = sock.family
+        self._set_mask(c, 0)
+        try:
+            sock.close()
+        except OSError:
+            pass
+        c.sock = None
+        if c._tls is not None:
+            c._tls.release()
+            c._tls = None
+            c._flags &= ~_SSL
+        c.recv_mbuf.clear()
+        c.send_mbuf.clear()
+        c._flags = (c._flags & ~(_CLOSING | _HANDSHAKE_DONE)) | _CONNECTING
+        c._shut = _SHUT_NONE
+        if c._x is not None:
+            c._x.pop("eof", None)
+        lim = c.limits
+        if lim.connect_timeout:
+            c._x_get()["cdl"] = c.call_later(lim.connect_timeout, self._connect_timed_out, c)
+        self._soon.append((self._start_connect, (c, [(family, socket.SOCK_STREAM, 0, "", c.peer)])))
 
     def _resolved(self, c: Connection, fut: concurrent.futures.Future[object]) -> None:
         if c._closed or fut.cancelled():
@@ -221,15 +222,21 @@ class Dialer:
         x = c._x_get()
         x.pop("infos", None)
         if "tls" in x:
-            from .tls import start_client_tls
-
             self._set_mask(c, _R)
             start_client_tls(c, x["tls"])  # fires CONNECT itself after the handshake
             return
         c._flags &= ~_CONNECTING
-        self._set_mask(c, _R | (_W if c.send_mbuf._buf else 0))
+        self._connect_done(c)
+        self._set_mask(c, _R | (_W if c.send_mbuf.buf else 0))
         self._call(c, EV_CONNECT, 0)
         self._after(c)
+
+    def _connect_done(self, c: Connection) -> None:
+        """Connected (after TLS, if any): the connect deadline no longer applies."""
+        x = c._x
+        h = x.pop("cdl", None) if x is not None else None
+        if h is not None:
+            h.cancel()
 
     def _connect_failed(self, c: Connection, code: int, why: str) -> None:
         if c._closed:
@@ -268,7 +275,7 @@ class Dialer:
                         "%r: more than %d UDP peers, closing %r", lc, lc.limits.max_udp_peers, old
                     )
                     self._close(old)  # removes itself from children
-                c = Connection(cast("Manager", self), lc.sock, lc._handler, lc.limits)
+                c = self.connection_class(cast("Manager", self), lc.sock, lc._handler, lc.limits)
                 c._proto = lc._proto
                 c._h = lc._h
                 c._flags = _UDP

@@ -46,11 +46,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes
 
-from ..proto.httputil import format_http_date
-from .respond import _user_headers, normalize_headers
+from ...proto.httputil import format_http_date
+from ..heads import normalize_headers, user_headers
 
 if TYPE_CHECKING:
-    from .static import ServeOpts
+    from .serve import ServeOpts
 
 __all__ = [
     "BODIES",
@@ -518,7 +518,7 @@ _MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date
 def _check_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """Validate extra headers once (LocalProtocolError like every response helper) and
     drop the ones the response layer manages (Content-Length, Connection ...)."""
-    _user_headers(list(headers))
+    user_headers(list(headers))
     return [(k, v) for k, v in headers if k.lower() not in _MANAGED]
 
 

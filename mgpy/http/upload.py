@@ -38,25 +38,24 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
 
-from ..events import HttpMessage, MultipartPart
+from ..events import Ev, HttpMessage, MultipartPart
 from ..proto.multipart import sanitize_filename
-from . import http as _http
-from ._consts import (
-    EV_HTTP_MULTIPART_REQUEST,
-    EV_HTTP_MULTIPART_REQUEST_END,
-    EV_HTTP_PART_BEGIN,
-    EV_HTTP_PART_DATA,
-    EV_HTTP_PART_END,
-    EV_HTTP_REQUEST,
-)
+from .exchange import may_answer
 from .respond import http_reply
 
 if TYPE_CHECKING:
-    from .conn import Connection
+    from ..core import Connection
 
 __all__ = ["FileUploadHandler", "file_upload_handler"]
 
 log = logging.getLogger("mgpy")
+
+EV_HTTP_MULTIPART_REQUEST = Ev.HTTP_MULTIPART_REQUEST
+EV_HTTP_MULTIPART_REQUEST_END = Ev.HTTP_MULTIPART_REQUEST_END
+EV_HTTP_PART_BEGIN = Ev.HTTP_PART_BEGIN
+EV_HTTP_PART_DATA = Ev.HTTP_PART_DATA
+EV_HTTP_PART_END = Ev.HTTP_PART_END
+EV_HTTP_REQUEST = Ev.HTTP_REQUEST
 
 #: ``name_fn(c, sanitized_file_name)`` returns the path to save to, or None to refuse
 NameFn = Callable[["Connection", str], Union[str, "os.PathLike[str]", None]]
@@ -255,12 +254,12 @@ class FileUploadHandler:
         files = [{"name": f["name"], "size": f["size"]} for f in req.files]
         #: what was saved, for an application that answers itself (``reply=False``)
         end.user_data = req.files
-        if self.reply and _may_answer(c):
+        if self.reply and may_answer(c):
             body = json.dumps({"ok": True, "files": files}, separators=(",", ":"))
             http_reply(c, 200, body, {"Content-Type": "application/json"})
 
     def _not_multipart(self, c: Connection, hm: HttpMessage) -> None:
-        if not _may_answer(c):
+        if not may_answer(c):
             return
         if hm.method in ("GET", "HEAD"):
             code, msg = 405, "POST a multipart/form-data body here"
@@ -277,7 +276,7 @@ class FileUploadHandler:
             req.cur.discard()
             req.cur = None
         req.failed = True
-        if _may_answer(c):
+        if may_answer(c):
             http_reply(
                 c,
                 code,
@@ -286,16 +285,6 @@ class FileUploadHandler:
             )
         else:
             c.close()
-
-
-def _may_answer(c: Connection) -> bool:
-    """True while nothing has been sent in answer to the current request."""
-    st = c.proto_data
-    if not isinstance(st, _http.HttpState) or st.resp_started or c._closed:
-        return False
-    if st.phase == _http._BODY:
-        return True
-    return st.phase == _http._WAIT and c._nq == st.nq0
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -15,7 +15,7 @@ import os
 import time
 from urllib.parse import quote
 
-from .static_fs import PROTECTED, Refused, Root
+from .fs import PROTECTED, Refused, Root
 
 __all__ = ["MAX_ENTRIES", "render_listing"]
 

@@ -1,4 +1,4 @@
-"""Event numbers and flag bits as plain module constants, shared by the I/O modules.
+"""Event numbers and flag bits as plain module constants, shared by the core modules.
 
 ``Ev.RECV`` is an attribute lookup on an enum class (~80 ns); these are module
 globals, and the flag bits are plain ints so ``c._flags & _CLOSING`` stays at C speed.
@@ -22,18 +22,6 @@ EV_CLOSE = Ev.CLOSE
 EV_TIMER = Ev.TIMER
 EV_WRITABLE = Ev.WRITABLE
 EV_ERROR = Ev.ERROR
-EV_HTTP_REQUEST = Ev.HTTP_REQUEST
-EV_HTTP_REPLY = Ev.HTTP_REPLY
-EV_HTTP_CHUNK = Ev.HTTP_CHUNK
-EV_WS_HANDSHAKE_REQUEST = Ev.WS_HANDSHAKE_REQUEST
-EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
-EV_WS_FRAME = Ev.WS_FRAME
-EV_WS_CONTROL_FRAME = Ev.WS_CONTROL_FRAME
-EV_HTTP_MULTIPART_REQUEST = Ev.HTTP_MULTIPART_REQUEST
-EV_HTTP_PART_BEGIN = Ev.HTTP_PART_BEGIN
-EV_HTTP_PART_DATA = Ev.HTTP_PART_DATA
-EV_HTTP_PART_END = Ev.HTTP_PART_END
-EV_HTTP_MULTIPART_REQUEST_END = Ev.HTTP_MULTIPART_REQUEST_END
 
 _LISTENING = int(F.LISTENING)
 _UDP = int(F.UDP)
@@ -42,9 +30,11 @@ _CONNECTING = int(F.CONNECTING)
 _SSL = int(F.SSL)
 _HANDSHAKE_DONE = int(F.SSL_HANDSHAKE_DONE)
 _SSL_READY = _SSL | _HANDSHAKE_DONE
-_IS_WEBSOCKET = int(F.IS_WEBSOCKET)
 _SEND_AND_CLOSE = int(F.SEND_AND_CLOSE)
 _CLOSE_IMMEDIATELY = int(F.CLOSE_IMMEDIATELY)
 _CLOSING = _SEND_AND_CLOSE | _CLOSE_IMMEDIATELY
-_NO_DEFRAG = int(F.WEBSOCKET_NO_DEFRAG)
-_DELETE_CHUNK = int(F.DELETE_CHUNK)
+
+# Connection.shutdown_write() states
+_SHUT_NONE = 0
+_SHUT_PENDING = 1  # FIN once the send queue is empty
+_SHUT_DONE = 2

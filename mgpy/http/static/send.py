@@ -1,6 +1,6 @@
 """Static files, sending side: the zero-copy body pump.
 
-``FilePump`` is a ``c._pump`` (see docs/internals.md "Pumps"): the manager
+``FilePump`` is a ``c.pump`` (see docs/protocols.md, "Body producers"): the manager
 calls it when ``send_mbuf`` is empty, with a per-round byte budget.  It walks
 a list of segments -- ``(prefix bytes, file offset, length)`` plus a tail --
 which covers a whole file (one segment), one range, or ``multipart/byteranges``
@@ -9,6 +9,7 @@ tail).  Prefixes go out with ``c.send``; file bytes go straight from the page
 cache to the socket with ``os.sendfile`` on plain connections, or through
 ``os.pread`` + ``c.send`` slices when TLS is active (or sendfile is not
 supported for this socket), so memory stays flat whatever the file size.
+``c.sendfile`` does the zero-copy write and its accounting.
 
 Descriptor ownership: the pump owns its fd and closes it as soon as the last
 file byte has been handed to the kernel, when the socket fails, when the file
@@ -26,13 +27,12 @@ from typing import TYPE_CHECKING
 
 import brotli  # type: ignore[import-untyped]
 
-from . import http as _http
-from . import respond as _respond
+from ..respond import send_http_chunk
 
 if TYPE_CHECKING:
-    from .conn import Connection
+    from ...core import Connection
 
-__all__ = ["BrotliPump", "FilePump", "install_pump", "reply"]
+__all__ = ["BrotliPump", "FilePump"]
 
 #: bytes read per slice when the body cannot use sendfile (TLS)
 READ_SLICE = 256 * 1024
@@ -66,7 +66,7 @@ class FilePump:
 
     def _fail(self, c: Connection, why: str) -> int:
         self.close()
-        c.mgr._fail(c, why)
+        c.error(why)
         return -1
 
     def __call__(self, c: Connection, budget: int) -> int:
@@ -96,9 +96,9 @@ class FilePump:
         if fd < 0:
             return -1
         want = self.left if self.left < budget else budget
-        if self.sendfile and c._tls is None:
+        if self.sendfile and not c.is_tls:
             try:
-                n = os.sendfile(c.sock.fileno(), fd, self.off, want)
+                n = c.sendfile(fd, self.off, want)
             except (BlockingIOError, InterruptedError):
                 return 0
             except OSError as e:
@@ -112,7 +112,6 @@ class FilePump:
             self.left -= n
             if not self.left and self.idx >= self.last:
                 self.close()  # before SEND fires: the next response may start from there
-            c.mgr._pumped(c, n)
             return n
         if want > READ_SLICE:
             want = READ_SLICE
@@ -180,11 +179,11 @@ class BrotliPump:
             data = os.pread(self.fd, want, self.off) if want else b""
         except OSError as e:
             self.close()
-            c.mgr._fail(c, f"read: {e.strerror or e}")
+            c.error(f"read: {e.strerror or e}")
             return -1
         if want and not data:
             self.close()
-            c.mgr._fail(c, "file shrank while being sent")
+            c.error("file shrank while being sent")
             return -1
         self.off += len(data)
         self.left -= len(data)
@@ -201,9 +200,9 @@ class BrotliPump:
                 keep.append(out)
                 self.kept += len(out)
         if out:
-            _respond.send_http_chunk(c, out)
+            send_http_chunk(c, out)
         if last:
-            _respond.send_http_chunk(c, b"")
+            send_http_chunk(c, b"")
             if self.keep is not None:
                 self.done(b"".join(self.keep))
             return -1
@@ -212,44 +211,3 @@ class BrotliPump:
 
 #: input bytes compressed per poll round by BrotliPump (about 1 ms at quality 5)
 COMPRESS_SLICE = 64 * 1024
-
-
-def install_pump(c: Connection, pump: FilePump | BrotliPump) -> None:
-    """Make ``pump`` produce ``c``'s body, releasing a finished previous pump."""
-    old = c._pump
-    if old is not None:
-        close = getattr(old, "close", None)
-        if close is not None:
-            close()
-    c._pump = pump
-
-
-def reply(c: Connection, code: int, fields: str, body: bytes) -> None:
-    """``http_reply`` for header text validated in advance (the small-file hot path).
-
-    ``fields`` is ``"Name: value\r\n"`` lines without Date, Content-Length or
-    Connection.  Mirrors ``respond.http_reply``: HEAD gets the same Content-Length
-    and no body; the response is tracked so keep-alive and pipelining continue.
-    """
-    st = c.proto_data
-    if st.__class__ is not _http.HttpState:
-        st = None
-    close = False
-    if st is not None:
-        _respond._check_unanswered(st)
-        close = st.resp_close or st.phase != _http._WAIT
-        if st.method == "HEAD":
-            head = (
-                f"{_respond._status(code)}Date: {_respond.http_date()}\r\n"
-                f"Content-Length: {len(body)}\r\n{fields}{_respond._conn_header(st, close)}\r\n"
-            )
-            c.send(head.encode("latin-1"))
-            _respond._finish(c, st, close)
-            return
-    head = (
-        f"{_respond._status(code)}Date: {_respond.http_date()}\r\n"
-        f"Content-Length: {len(body)}\r\n{fields}{_respond._conn_header(st, close)}\r\n"
-    )
-    c.send(head.encode("latin-1") + body)
-    if st is not None:
-        _respond._finish(c, st, close)

@@ -3,15 +3,15 @@
 mongoose's ``mg_serve_http`` done with full HTTP semantics.  Per request:
 
     method --(not GET/HEAD)--> 204 (OPTIONS) / 405, with Allow
-    auth hook (mgpy.net.auth.static_auth_ok, when present) --(fails)--> it answered
+    ServeOpts.auth_file --(Digest credentials fail)--> 401 (mgpy.http.auth)
     URI --cache hit, still valid--> FileMeta
-        \\--resolve (static_fs): 400 bad path | 404 missing/hidden | 403 outside/forbidden
+        \\--resolve (static.fs): 400 bad path | 404 missing/hidden | 403 outside/forbidden
                                 301 directory without "/" | index file | listing
     FileMeta -> representation: identity, a precompressed twin (br, gzip) or
                 on-the-fly brotli, chosen by Accept-Encoding q-values (never for ranges)
              -> preconditions (RFC 9110 13.2.2): 412 / 304
              -> Range (GET only, If-Range): 206 single / 206 multipart/byteranges / 416
-             -> body: cached bytes in one send, or the sendfile pump (static_send)
+             -> body: cached bytes in one send, or the sendfile pump (static.send)
 
 Every response carries ``ServeOpts.extra_headers`` (CORS and the like),
 errors included.  Representations that may vary by coding carry
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 import brotli  # type: ignore[import-untyped]
 
-from ..events import Headers, HttpMessage
-from ..proto.http1 import reason_phrase
-from ..proto.ranges import (
+from ...events import Headers, HttpMessage
+from ...proto.http1 import reason_phrase
+from ...proto.ranges import (
     choose_coding,
     content_range,
     evaluate_preconditions,
@@ -41,9 +41,10 @@ from ..proto.ranges import (
     multipart_tail,
     parse_range,
 )
-from . import auth as _auth
-from .respond import http_reply, http_send_redirect, normalize_headers, send_head
-from .static_fs import (
+from ..auth import NONCE_MAX_AGE, require_digest
+from ..heads import normalize_headers
+from ..respond import http_reply, http_send_redirect, reply_fields, send_head
+from .fs import (
     BODIES,
     BODY_CACHE_FILE,
     BROTLIS,
@@ -61,11 +62,11 @@ from .static_fs import (
     root_of,
     stat_regular,
 )
-from .static_listing import render_listing
-from .static_send import BrotliPump, FilePump, install_pump, reply
+from .listing import render_listing
+from .send import BrotliPump, FilePump
 
 if TYPE_CHECKING:
-    from .conn import Connection
+    from ...core import Connection
 
 __all__ = ["ServeOpts", "serve_file", "serve_http"]
 
@@ -78,7 +79,7 @@ BROTLI_INLINE = 256 * 1024
 BROTLI_MAX = 32 * 1024 * 1024
 #: brotli quality for on-the-fly compression (fast; twins can use 11)
 BROTLI_QUALITY = 5
-#: largest streamed brotli output kept in the cache (all of it: static_fs.BROTLIS)
+#: largest streamed brotli output kept in the cache (all of it: fs.BROTLIS)
 BROTLI_CACHE_FILE = 8 * 1024 * 1024
 
 _ALLOW = "GET, HEAD, OPTIONS"
@@ -102,7 +103,7 @@ class ServeOpts:
       served.
     - ``precompressed``: serve ``x.br`` / ``x.gz`` twins to clients that accept them.
     - ``compress``: brotli-compress text, JS, CSS, JSON, SVG on the fly (cached).
-    - ``auth_file``/``auth_domain``: Digest-protect the files (see ``mgpy.net.auth``).
+    - ``auth_file``/``auth_domain``: Digest-protect the files (see ``mgpy.http.auth``).
     """
 
     document_root: str = "."
@@ -137,9 +138,10 @@ def serve_http(c: Connection, hm: HttpMessage, opts: ServeOpts) -> None:
     if method != "GET" and method != "HEAD":
         _not_get(c, root, method)
         return
-    hook = getattr(_auth, "static_auth_ok", None)
-    if hook is not None and not hook(c, hm, opts):
-        return
+    if opts.auth_file and not require_digest(
+        c, hm, opts.auth_file, opts.auth_domain or "mgpy", NONCE_MAX_AGE
+    ):
+        return  # the 401 challenge was sent
     try:
         _serve(c, hm, opts, root)
     except _Changed:
@@ -153,7 +155,7 @@ def _serve(c: Connection, hm: HttpMessage, opts: ServeOpts, root: Root) -> None:
     uri = hm.uri
     e = root.entries.get(uri)
     if e is not None:
-        mono = c.mgr._mono
+        mono = c.mgr.monotonic
         if e.checked == mono:
             _send_meta(c, hm, root, e.meta, e.path, opts.compress)
             return
@@ -164,7 +166,7 @@ def _serve(c: Connection, hm: HttpMessage, opts: ServeOpts, root: Root) -> None:
                 _send_meta(c, hm, root, e.meta, e.path, opts.compress)
                 return
     try:
-        target = resolve(root, uri, c.mgr._mono, opts.enable_directory_listing)
+        target = resolve(root, uri, c.mgr.monotonic, opts.enable_directory_listing)
     except Refused as r:
         if r.status == 404 and opts.page404:
             _send_page404(c, hm, root, opts.page404)
@@ -356,7 +358,7 @@ def _send_meta(
         fields = m.br_fields
         if fields is None:
             fields = m.br_fields = "".join(f"{k}: {v}\r\n" for k, v in hs)
-        reply(c, 200, fields, br)
+        reply_fields(c, 200, fields, br)
         return
     if rng is not None and method == "GET":
         if f[6] is None or if_range_allows(f[6], m.etag, m.mtime):
@@ -377,7 +379,7 @@ def _send_meta(
         if extra:
             http_reply(c, 200, body, hs)
         else:
-            reply(c, 200, m.fields, body)
+            reply_fields(c, 200, m.fields, body)
         return
     if method == "HEAD":
         send_head(c, 200, m.size, hs)
@@ -396,7 +398,7 @@ def _send_whole_file(c: Connection, fd: int, size: int, hs: list[tuple[str, str]
     except BaseException:
         os.close(fd)
         raise
-    install_pump(c, FilePump(fd, [(b"", 0, size)]))
+    c.pump = FilePump(fd, [(b"", 0, size)])
 
 
 def _stream_brotli(
@@ -430,7 +432,7 @@ def _stream_brotli(
     except BaseException:
         os.close(fd)
         raise
-    install_pump(c, BrotliPump(fd, m.size, BROTLI_QUALITY, BROTLI_CACHE_FILE, done))
+    c.pump = BrotliPump(fd, m.size, BROTLI_QUALITY, BROTLI_CACHE_FILE, done)
 
 
 def _send_twin(
@@ -530,7 +532,7 @@ def _send_ranges(
     except BaseException:
         os.close(fd)
         raise
-    install_pump(c, FilePump(fd, segs, tail))
+    c.pump = FilePump(fd, segs, tail)
 
 
 def _read_fd(fd: int, size: int) -> bytes | None:
@@ -607,7 +609,7 @@ def _send_page404(c: Connection, hm: HttpMessage, root: Root, page: str) -> None
         _error(c, root, 404)
         return
     send_head(c, 404, m.size, hs)
-    install_pump(c, FilePump(opened[0], [(b"", 0, m.size)]))
+    c.pump = FilePump(opened[0], [(b"", 0, m.size)])
 
 
 def _error(

@@ -14,7 +14,9 @@ adds what needs the clock, the file system and the connection:
   only when every user of the realm has a SHA-256 HA1 (clients answer the first
   challenge they support, and an Apache htdigest file holds MD5 only).
 
-``check_digest_auth`` answers "ok", "stale" or "denied".  "stale" (answer 401
+``check_digest_auth`` answers ``AuthResult.OK``, ``STALE`` or ``DENIED``: a ``str`` enum
+equal to "ok", "stale" or "denied" that is true *only* for OK, so the mongoose-style
+``if mgpy.check_digest_auth(...):`` is safe.  "stale" (answer 401
 with ``stale=true``, the client retries with the new nonce without asking its
 user) is given only to a client whose response proves it knows the password:
 an expired nonce, a replayed nonce count, or a nonce this server cannot vouch
@@ -26,14 +28,14 @@ yourself, over TLS).
 
 from __future__ import annotations
 
+import enum
 import hmac
 import logging
 import os
 import secrets
 import time
-import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Union
 
 from ..events import HttpMessage
 from ..proto.digest import (
@@ -48,21 +50,21 @@ from ..proto.digest import (
 )
 from ..proto.httputil import parse_basic_auth
 from .respond import http_reply
-from .static_fs import protect
+from .static.fs import protect
 
 if TYPE_CHECKING:
-    from .conn import Connection
-    from .manager import Manager
-    from .static import ServeOpts
+    from ..core import Connection, Manager
 
 __all__ = [
+    "NONCE_MAX_AGE",
+    "AuthResult",
+    "HtDigest",
     "check_digest_auth",
-    "endpoint_auth_ok",
     "get_http_basic_auth",
     "load_htdigest",
+    "require_digest",
     "send_basic_auth_request",
     "send_digest_auth_request",
-    "static_auth_ok",
 ]
 
 log = logging.getLogger("mgpy")
@@ -95,15 +97,33 @@ class _DigestState:
         self.counter = NonceCounter()
 
 
-_states: weakref.WeakKeyDictionary[Manager, _DigestState] = weakref.WeakKeyDictionary()
+class AuthResult(str, enum.Enum):
+    """The outcome of ``check_digest_auth``: compares equal to "ok", "stale" or "denied".
+
+    Only ``OK`` is true in a boolean context: ``if check_digest_auth(...):`` lets in
+    exactly the requests with valid credentials.
+    """
+
+    OK = "ok"
+    STALE = "stale"  #: the password was right but the nonce expired: ask again, stale=true
+    DENIED = "denied"
+
+    def __bool__(self) -> bool:
+        return self is AuthResult.OK
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
 _files: dict[str, tuple[int, int, dict[tuple[str, str], str]]] = {}
 _warned: set[str] = set()
 
 
 def _state(mgr: Manager) -> _DigestState:
-    st = _states.get(mgr)
+    st = mgr.proto_state.get("http.digest")
     if st is None:
-        st = _states[mgr] = _DigestState()
+        st = mgr.proto_state["http.digest"] = _DigestState()
+    assert isinstance(st, _DigestState)
     return st
 
 
@@ -227,29 +247,30 @@ def check_digest_auth(
     c: Connection,
     *,
     max_age: float = NONCE_MAX_AGE,
-) -> Literal["ok", "stale", "denied"]:
+) -> AuthResult:
     """Check the request's ``Authorization: Digest`` against an htdigest file or mapping.
 
     ``htdigest`` is a path (``user:realm:HA1`` lines, cached) or a mapping
     ``{(user, realm): HA1}`` as ``mgpy.proto.digest.parse_htdigest`` returns.
     ``c`` is the request's connection: nonces are checked against its
-    manager's secret and replay counter.  Returns "ok", "stale" (answer
-    ``send_digest_auth_request(c, realm, stale=True)``) or "denied".
+    manager's secret and replay counter.  Returns ``AuthResult.OK`` (the only true
+    value), ``STALE`` (answer ``send_digest_auth_request(c, realm, stale=True)``) or
+    ``DENIED``; each compares equal to its string ("ok", "stale", "denied").
 
     Example::
 
         r = mgpy.check_digest_auth(hm, "htdigest", "example.com", c)
-        if r != "ok":
+        if not r:
             mgpy.send_digest_auth_request(c, "example.com", stale=(r == "stale"))
     """
     if not isinstance(htdigest, Mapping):
         protect(htdigest)  # a credentials file is never served as a static file
     value = hm.header("authorization")
     if value is None:
-        return "denied"
+        return AuthResult.DENIED
     auth = parse_authorization(value)
     if auth is None:
-        return "denied"
+        return AuthResult.DENIED
     st = _state(c.mgr)
     table = _table(htdigest)
     target = _request_target(hm)
@@ -273,8 +294,8 @@ def check_digest_auth(
     ):
         # a nonce we cannot vouch for (another server instance, a restart): RFC 7616 3.3
         # lets a client that proved the password retry with a fresh one
-        return "stale"
-    return result
+        return AuthResult.STALE
+    return AuthResult(result)
 
 
 def _offered(table: Mapping[tuple[str, str], str], realm: str) -> tuple[str, ...]:
@@ -317,33 +338,12 @@ def send_digest_auth_request(
     http_reply(c, 401, "401 Unauthorized\n", headers)
 
 
-def _require(c: Connection, hm: HttpMessage, auth_file: Any, realm: str, max_age: float) -> bool:
+def require_digest(
+    c: Connection, hm: HttpMessage, auth_file: HtDigest, realm: str, max_age: float
+) -> bool:
+    """True if ``hm`` carries valid Digest credentials; else answer 401 and return False."""
     result = check_digest_auth(hm, auth_file, realm, c, max_age=max_age)
-    if result == "ok":
+    if result is AuthResult.OK:
         return True
-    send_digest_auth_request(c, realm, stale=result == "stale", htdigest=auth_file)
+    send_digest_auth_request(c, realm, stale=result is AuthResult.STALE, htdigest=auth_file)
     return False
-
-
-def endpoint_auth_ok(c: Connection, hm: HttpMessage, opts: dict[str, Any]) -> bool:
-    """Check the Digest credentials an endpoint requires; answer 401 and return False if they fail.
-
-    ``opts`` are the ``register_http_endpoint`` options: ``auth_file`` (htdigest
-    path or mapping), ``auth_domain`` (the realm, default "mgpy") and
-    ``auth_max_age`` (nonce lifetime in seconds).
-    """
-    realm = opts.get("auth_domain") or "mgpy"
-    max_age = float(opts.get("auth_max_age", NONCE_MAX_AGE))
-    return _require(c, hm, opts["auth_file"], realm, max_age)
-
-
-def static_auth_ok(c: Connection, hm: HttpMessage, opts: ServeOpts) -> bool:
-    """For ``serve_http``: True if ``opts.auth_file`` is unset or the request's Digest is valid.
-
-    Otherwise the 401 challenge (realm ``opts.auth_domain``) has been sent.
-    """
-    auth_file = getattr(opts, "auth_file", None)
-    if not auth_file:
-        return True
-    realm = getattr(opts, "auth_domain", None) or "mgpy"
-    return _require(c, hm, auth_file, realm, NONCE_MAX_AGE)

@@ -32,6 +32,7 @@ import errno
 import heapq
 import itertools
 import logging
+import os
 import selectors
 import socket
 import sys
@@ -50,6 +51,8 @@ from ._consts import (
     _R,
     _RESOLVING,
     _SEND_AND_CLOSE,
+    _SHUT_DONE,
+    _SHUT_PENDING,
     _SSL,
     _SSL_READY,
     _UDP,
@@ -66,7 +69,9 @@ from ._consts import (
 )
 from .addr import Resolver, parse_addr
 from .conn import Connection, Handler
-from .dial import _K_CONNECT, Dialer
+from .dial import Dialer
+from .timers import TimerHandle, check_delay
+from .tls import setup_server_tls, start_server_tls
 
 __all__ = ["Connection", "Manager"]
 
@@ -74,12 +79,6 @@ log = logging.getLogger("mgpy")
 
 _intern = sys.intern
 
-
-# heap entry kinds
-_K_TIMER = 0  # user set_timer
-_K_EXPIRE = 1  # protocol deadline (c._expire_at)
-_K_CALL = 2  # internal call_later
-_K_SEND = 4  # send_timeout: the peer stopped taking our data
 
 #: seconds a listener rests after accept() fails for lack of file descriptors
 _EMFILE_PAUSE = 0.1
@@ -109,13 +108,17 @@ class Manager(Dialer):
                 mgr.poll(1000)
     """
 
+    #: the class of the connections this manager creates (the facade's adds the
+    #: mongoose-style protocol methods)
+    connection_class: type[Connection] = Connection
+
     def __init__(self, user_data: Any = None, limits: Limits | None = None) -> None:
         self.user_data = user_data
         self.limits = limits if limits is not None else Limits()
         self._sel = selectors.DefaultSelector()
         self._conns: dict[Connection, None] = {}
         self._dirty: list[Connection] = []
-        self._heap: list[tuple[float, int, int, Any, Any]] = []
+        self._heap: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._posted: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
             collections.deque()
@@ -135,16 +138,17 @@ class Manager(Dialer):
         self._scratch_view = memoryview(self._scratch)
         #: the connection whose event is being delivered (its own sends are batched)
         self._cur: Connection | None = None
-        self._mono = time.monotonic()
+        #: the monotonic clock of the current poll round (protocol deadlines count from it)
+        self.monotonic = time.monotonic()
         #: traffic counters (bytes read from / written to sockets) for dashboards
         self.bytes_in = 0
         self.bytes_out = 0
         #: number of connections accepted so far
         self.accepted = 0
-        #: number of HTTP requests received so far (all HTTP connections)
-        self.requests = 0
-        #: number of WebSocket data messages received so far
-        self.ws_messages = 0
+        #: counters kept by protocols, by name (e.g. "http.requests", "ws.messages")
+        self.counters: dict[str, int] = {}
+        #: per-manager state of protocols, by protocol name (secrets, hubs, caches)
+        self.proto_state: dict[str, Any] = {}
 
     # -- context manager / lifetime ---------------------------------------------
     def __enter__(self) -> Manager:
@@ -192,7 +196,7 @@ class Manager(Dialer):
     # -- listening --------------------------------------------------------------
     def bind(
         self,
-        addr: str,
+        addr: str | int,
         handler: Handler,
         *,
         limits: Limits | None = None,
@@ -201,14 +205,21 @@ class Manager(Dialer):
         backlog: int = 1024,
         reuse_port: bool = False,
     ) -> Connection:
-        """Listen on ``addr`` (``"8000"``, ``"127.0.0.1:8000"``, ``"[::1]:8000"``, ``"udp://:53"``...).
+        """Listen on ``addr``: ``8000``, ``"8000"``, ``"127.0.0.1:8000"``, ``"[::1]:8000"``, ``"udp://:53"``.
 
+        A bare port (``8000``, ``"8000"``, ``":8000"``) listens on **every interface**
+        (0.0.0.0): reachable from the network.  ``"127.0.0.1:8000"`` is local only.
         Accepted connections inherit ``handler``, the listener's protocol handler,
         ``user_data`` and ``limits``.  Raises ``mgpy.Error`` naming the address and
         the reason (e.g. "address already in use") when the socket cannot be bound.
         """
         self._check_open()
-        a = parse_addr(addr, "tcp")
+        if isinstance(addr, bool) or not isinstance(addr, (str, int)):
+            raise TypeError(
+                f"bind() address must be a str like '127.0.0.1:8000' or an int port, "
+                f"got {type(addr).__name__}"
+            )
+        a = parse_addr(str(addr) if isinstance(addr, int) else addr, "tcp")
         lim = limits if limits is not None else self.limits
         kind = socket.SOCK_DGRAM if a.udp else socket.SOCK_STREAM
         fam = a.numeric_family()
@@ -237,13 +248,11 @@ class Manager(Dialer):
             if e.errno == errno.EADDRINUSE:
                 why = "address already in use (another program is listening on that port)"
             raise Error(f"cannot bind {addr}: {why}") from e
-        c = Connection(self, sock, handler, lim)
+        c = self.connection_class(self, sock, handler, lim)
         c._flags = _LISTENING | (_UDP if a.udp else 0)
         c.user_data = user_data
         c.peer = None
         if tls is not None or a.tls:
-            from .tls import setup_server_tls
-
             try:
                 setup_server_tls(c, tls)
             except Error as e:
@@ -289,119 +298,127 @@ class Manager(Dialer):
             self._after(c)
 
     # -- timers -------------------------------------------------------------------
-    def _push(self, when: float, kind: int, c: Any, arg: Any) -> None:
-        heapq.heappush(self._heap, (when, next(self._seq), kind, c, arg))
+    @property
+    def stopping(self) -> bool:
+        """True while ``close()`` runs: a CLOSE handler may still queue a goodbye.
 
-    def _schedule_timer(self, c: Connection, when: float) -> None:
-        if c._timer_q:
-            self._dead += 1  # the entry queued for the later deadline is stale now
-        c._timer_q = when
-        self._push(when - time.time() + time.monotonic(), _K_TIMER, c, when)
+        During ``Manager.close()`` what a CLOSE handler queues with ``send`` is written
+        once, without blocking, before the socket closes (WebSocket 1001, MQTT DISCONNECT).
+        """
+        return self._stopping
 
-    def _set_expire(self, c: Connection, when: float) -> None:
-        """Set (or with 0 clear) the protocol deadline of ``c`` (monotonic seconds)."""
-        c._expire_at = when
-        if when and (not c._expire_q or when < c._expire_q) and not c._closed:
-            if c._expire_q:
-                self._dead += 1
-            c._expire_q = when
-            self._push(when, _K_EXPIRE, c, None)
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``fn(*args)`` on the loop thread after ``delay`` seconds; return its handle.
+
+        Monotonic clock; ``handle.cancel()`` stops it.  Loop thread only (from other
+        threads use ``broadcast`` or ``wakeup``).  An exception it raises is logged.
+        """
+        delay = check_delay(delay)
+        h = TimerHandle(self, None, fn, args)
+        h.arm_at(self._now_mono() + delay)
+        return h
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in this poll round, after the current I/O (loop thread only)."""
+        self._soon.append((self._run_soon, (fn, args)))
+
+    def _run_soon(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("deferred call %r raised", fn)
+
+    def _run_for(self, c: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Run deferred work of connection ``c`` (``c.call_soon``), then write/close."""
+        if c._closed:
+            return
+        self._cur = c
+        try:
+            fn(*args)
+        except Exception:
+            self._handler_raised(c, None)
+        self._after(c)
+
+    def _now_mono(self) -> float:
+        # inside poll() the round's cached clock; between polls the real one
+        return self.monotonic if self._polling else time.monotonic()
+
+    def _wall_to_mono(self, when: float) -> float:
+        return when - time.time() + time.monotonic()
+
+    def _stale(self, n: int) -> None:
+        """``n`` heap entries became stale: rebuild the heap once they are the majority."""
+        self._dead += n
+        if self._dead > _HEAP_SLACK and 2 * self._dead > len(self._heap):
+            self._compact_heap()
 
     def _compact_heap(self) -> None:
-        """Rebuild the timer heap without entries of closed connections or old deadlines.
+        """Rebuild the timer heap without stale entries (cancelled or moved deadlines).
 
-        Entries are never removed when a connection closes or a deadline moves, so
-        under connection churn the heap would hold every closed connection (and its
-        buffers) until its deadline passed; this keeps it proportional to live work.
+        Entries are not removed when a deadline is cancelled or moved earlier, so under
+        connection churn they would pile up; this keeps the heap proportional to live work.
         """
-        keep = []
-        for e in self._heap:
-            kind, c = e[2], e[3]
-            if kind == _K_CALL:
-                keep.append(e)
-            elif c._closed:
-                continue
-            elif kind == _K_TIMER:
-                if e[4] == c._timer_q:
-                    keep.append(e)
-            elif kind == _K_EXPIRE:
-                if e[0] == c._expire_q:
-                    keep.append(e)
-            else:
-                keep.append(e)
+        keep = [e for e in self._heap if e[2]._q == e[0]]
         heapq.heapify(keep)
         self._heap[:] = keep  # in place: _run_timers may be iterating it
         self._dead = 0
 
-    def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop thread after ``delay`` seconds (loop thread only)."""
-        self._push(time.monotonic() + delay, _K_CALL, fn, args)
-
     def _run_timers(self, mono: float) -> None:
         heap = self._heap
         while heap and heap[0][0] <= mono:
-            _, _, kind, c, arg = heapq.heappop(heap)
-            if kind == _K_CALL:
-                try:
-                    c(*arg)
-                except Exception:
-                    log.exception("deferred call %r raised", c)
+            q, _, h = heapq.heappop(heap)
+            if h._q != q:
+                if self._dead:
+                    self._dead -= 1  # a stale entry left the heap
                 continue
+            h._q = 0.0
+            when = h.when
+            if when > q:  # pushed back since this entry was queued: queue the new time
+                if when > mono:
+                    h._q = when
+                    heapq.heappush(heap, (when, next(self._seq), h))
+                    continue
+            h.when = 0.0
+            fn = h._fn
+            if fn is None:
+                continue
+            c = h._conn
+            if c is None:
+                try:
+                    fn(*h._args)
+                except Exception:
+                    log.exception("timer call %r raised", fn)
+                continue
+            if h._listed:
+                h._listed = False
+                c._unlist(h)
             if c._closed:
                 continue
-            if kind == _K_TIMER:
-                if arg == c._timer_q:
-                    c._timer_q = 0.0
-                t = c._timer
-                if t != arg:
-                    if t and (not c._timer_q or t < c._timer_q):
-                        self._schedule_timer(c, t)  # moved later: queue the new deadline
-                    continue
-                c._timer = 0.0
-                self._call(c, EV_TIMER, arg)
-            elif kind == _K_EXPIRE:
-                c._expire_q = 0.0
-                at = c._expire_at
-                if not at:
-                    continue
-                if at > mono:
-                    c._expire_q = at
-                    self._push(at, _K_EXPIRE, c, None)
-                    continue
-                c._expire_at = 0.0
-                fn = c._on_expire
-                if fn is None:
-                    c._error = "timed out"
-                    c._flags |= _CLOSE_IMMEDIATELY
-                else:
-                    try:
-                        fn(c)
-                    except Exception:
-                        log.exception("timeout handler raised on %r", c)
-                        c._flags |= _CLOSE_IMMEDIATELY
-            elif kind == _K_SEND:
-                c._wq = False
-                if not c._mask & _W or c._flags & (_CONNECTING | _RESOLVING):
-                    continue
-                t = c.limits.send_timeout
-                if mono - c._wprog >= t:
-                    c._error = f"send timed out: the peer took no data for {t:g}s"
-                    c._flags |= _CLOSE_IMMEDIATELY
-                else:
-                    c._wq = True
-                    self._push(c._wprog + t, _K_SEND, c, None)
-                    continue
-            elif kind == _K_CONNECT:
-                if c._x is not None:
-                    c._x.pop("cdl", None)
-                if c._flags & (_CONNECTING | _RESOLVING):
-                    if c.sock is not None:
-                        self._set_mask(c, 0)
-                        c.sock.close()
-                        c.sock = None
-                    self._connect_failed(c, errno.ETIMEDOUT, "connect timed out")
-                continue
+            self._cur = c
+            try:
+                fn(*h._args)
+            except Exception:
+                self._handler_raised(c, None)
             self._after(c)
+
+    def _fire_timer(self, c: Connection) -> None:
+        """The user's ``set_timer`` deadline passed: deliver TIMER with it."""
+        when = c._timer
+        if not when:
+            return
+        c._timer = 0.0
+        self._call(c, EV_TIMER, when)
+
+    def _send_timed_out(self, c: Connection) -> None:
+        """``send_timeout`` watchdog: fail a peer that took none of our data for too long."""
+        if not c._mask & _W or c._flags & (_CONNECTING | _RESOLVING):
+            return
+        t = c.limits.send_timeout
+        if self.monotonic - c._wprog >= t:
+            c._error = f"send timed out: the peer took no data for {t:g}s"
+            c._flags |= _CLOSE_IMMEDIATELY
+        elif c._send_h is not None:
+            c._send_h.arm_at(c._wprog + t)
 
     # -- the loop -------------------------------------------------------------------
     def poll(self, timeout_ms: float = 1000) -> int:
@@ -432,7 +449,7 @@ class Manager(Dialer):
             if self._heap:
                 timeout = min(timeout, max(0.0, self._heap[0][0] - time.monotonic()))
         ready = self._sel.select(timeout)
-        self._mono = mono = time.monotonic()
+        self.monotonic = mono = time.monotonic()
         for key, mask in ready:
             c = key.data
             if c is None:
@@ -455,7 +472,7 @@ class Manager(Dialer):
                 elif c._tls is not None:
                     c._tls.on_writable()
                 else:
-                    if c.send_mbuf._buf:
+                    if c.send_mbuf.buf:
                         self._flush(c)
                     elif c._mask & _W:
                         self._set_mask(c, c._mask & ~_W)  # a pump waited for room
@@ -483,7 +500,7 @@ class Manager(Dialer):
                     self._handler_raised(c, EV_POLL)
                 # only connections with work: queued data, a close, a pump, paused reading
                 if (
-                    c.send_mbuf._buf
+                    c.send_mbuf.buf
                     or c._flags & _CLOSING
                     or c._pump is not None
                     or not c._mask & _R
@@ -507,7 +524,7 @@ class Manager(Dialer):
             batch = dirty[:]
             dirty.clear()
             for c in batch:
-                if c.send_mbuf._buf or c._flags & _CLOSING or c._pump is not None or c._sent:
+                if c.send_mbuf.buf or c._flags & _CLOSING or c._pump is not None or c._sent:
                     after(c)
 
     def _drain_wakeup(self) -> None:
@@ -534,9 +551,11 @@ class Manager(Dialer):
     def _handler_raised(self, c: Connection, ev: Any) -> None:
         if c._flags & _LISTENING:
             # a listener is the server itself: closing it would stop every future client
-            log.exception("handler raised on listener %r (event %s); it stays open", c, Ev(ev).name)
+            what = Ev(ev).name if ev is not None else "timer or deferred call"
+            log.exception("handler raised on listener %r (%s); it stays open", c, what)
             return
-        log.exception("handler raised on %r (event %s); closing the connection", c, Ev(ev).name)
+        what = Ev(ev).name if ev is not None else "timer or deferred call"
+        log.exception("handler raised on %r (%s); closing the connection", c, what)
         if c._error is None:
             c._error = "handler raised an exception"
         c._flags |= _CLOSE_IMMEDIATELY
@@ -551,16 +570,18 @@ class Manager(Dialer):
         if c._sent:
             n, c._sent = c._sent, 0
             self._call(c, EV_SEND, n)
-        if c.send_mbuf._buf and not c._mask & _W and c.sock is not None:
+        if c.send_mbuf.buf and not c._mask & _W and c.sock is not None:
             if c._tls is not None:
                 c._tls.flush()
             elif not c._flags & _CONNECTING:
                 self._flush(c)
-        if c._pump is not None and not c.send_mbuf._buf and not c._mask & _W:
+        if c._pump is not None and not c.send_mbuf.buf and not c._mask & _W:
             self._run_pump(c)
+        if c._shut == _SHUT_PENDING and not c.send_mbuf.buf and c._pump is None:
+            self._shutdown_write(c)
         f = c._flags
         if f & _CLOSING:
-            if not c.send_mbuf._buf and c._pump is None:
+            if not c.send_mbuf.buf and c._pump is None:
                 if f & _CLOSE_IMMEDIATELY or c._tls is None or c._tls.closed_ok():
                     self._close(c)
                 return
@@ -573,7 +594,7 @@ class Manager(Dialer):
             if x is not None and ("eof" in x or "udp_child" in x):
                 return  # the peer finished sending; a UDP child shares its listener's socket
             mb = c.recv_mbuf
-            if mb.max_size is None or len(mb._buf) < mb.max_size:
+            if mb.max_size is None or len(mb.buf) < mb.max_size:
                 self._set_mask(c, c._mask | _R)
                 if c._tls is not None:
                     c._tls.resume()  # plaintext already inside the SSL object: epoll won't tell
@@ -581,7 +602,7 @@ class Manager(Dialer):
     # -- reading ----------------------------------------------------------------------
     def _read(self, c: Connection) -> None:
         mb = c.recv_mbuf
-        buf = mb._buf
+        buf = mb.buf
         mx = mb.max_size
         want = c.limits.recv_size
         if mx is not None:
@@ -603,7 +624,7 @@ class Manager(Dialer):
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
-            if e.errno == errno.ECONNRESET and c._flags & _SEND_AND_CLOSE and not c.send_mbuf._buf:
+            if e.errno == errno.ECONNRESET and c._flags & _SEND_AND_CLOSE and not c.send_mbuf.buf:
                 c._flags |= _CLOSE_IMMEDIATELY  # we were closing anyway: not worth an ERROR
             else:
                 self._fail(c, f"recv: {e.strerror or e}")
@@ -617,8 +638,8 @@ class Manager(Dialer):
         data = self._scratch_view[:n]
         try:
             buf += data  # fits: we asked for at most the room left
-            if len(buf) > mb._size:
-                mb._grow_for(len(buf))
+            if len(buf) > mb.size:
+                mb.reserve(len(buf))
         except BufferError:  # a memoryview of recv_mbuf is alive: move the data
             mb.append(data)
         data.release()
@@ -680,7 +701,7 @@ class Manager(Dialer):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            c = Connection(self, sock, lc._handler, lc.limits)
+            c = self.connection_class(self, sock, lc._handler, lc.limits)
             c._proto = lc._proto
             c._h = lc._h
             c.user_data = lc.user_data
@@ -690,8 +711,6 @@ class Manager(Dialer):
             self.accepted += 1
             self._set_mask(c, _R)
             if lc._tls is not None:
-                from .tls import start_server_tls
-
                 start_server_tls(c, lc)  # fires ACCEPT itself
                 continue
             self._call(c, EV_ACCEPT, addr)
@@ -703,7 +722,7 @@ class Manager(Dialer):
 
     # -- writing ----------------------------------------------------------------------------
     def _flush(self, c: Connection) -> None:
-        buf = c.send_mbuf._buf
+        buf = c.send_mbuf.buf
         try:
             n = c.sock.send(buf)
         except (BlockingIOError, InterruptedError):
@@ -713,16 +732,16 @@ class Manager(Dialer):
             return
         if n:
             self.bytes_out += n
-            c._wprog = self._mono
+            c._wprog = self.monotonic
             if n == len(buf):
                 try:
                     buf.clear()
                 except BufferError:
                     c.send_mbuf.remove(n)
-                    buf = c.send_mbuf._buf
+                    buf = c.send_mbuf.buf
             else:
                 c.send_mbuf.remove(n)
-                buf = c.send_mbuf._buf
+                buf = c.send_mbuf.buf
             try:
                 c._h(c, EV_SEND, n)
             except Exception:
@@ -740,21 +759,21 @@ class Manager(Dialer):
     def _run_pump(self, c: Connection) -> None:
         """Let the connection's body producer write (e.g. sendfile slices), within a budget.
 
-        ``c._pump(c, budget)`` writes to the socket itself (reporting direct writes with
-        ``_pumped``) or queues into ``send_mbuf``; it returns the bytes it moved, 0 when
-        the socket would block, or -1 when the body is complete.
+        ``c.pump(c, budget)`` writes to the socket itself (``c.sendfile``) or queues into
+        ``send_mbuf``; it returns the bytes it moved, 0 when the socket would block, or -1
+        when the body is complete.
         """
         budget = _PUMP_BUDGET
         while True:
             pump = c._pump
             if pump is None or c._closed or c._flags & _CLOSE_IMMEDIATELY:
                 return
-            if c.send_mbuf._buf:
+            if c.send_mbuf.buf:
                 if c._tls is not None:
                     c._tls.flush()
                 else:
                     self._flush(c)
-                if c.send_mbuf._buf or c._closed:
+                if c.send_mbuf.buf or c._closed:
                     return
             if budget <= 0:
                 # more next round, other connections first (_dirty would be drained again
@@ -768,21 +787,39 @@ class Manager(Dialer):
                 c._pump = None
                 self._fail(c, "body producer failed")
                 return
+            if c._sent:
+                sent, c._sent = c._sent, 0
+                self._call(c, EV_SEND, sent)
             if n < 0:
                 c._pump = None
                 return
             if n == 0:
-                if not c.send_mbuf._buf and not c._mask & _W:
+                if not c.send_mbuf.buf and not c._mask & _W:
                     self._set_mask(c, c._mask | _W)
                 return
             budget -= n
 
-    def _pumped(self, c: Connection, n: int) -> None:
-        """A pump wrote ``n`` bytes straight to the socket: count them and fire SEND."""
-        c._wprog = self._mono
-        c._nq += n
-        self.bytes_out += n
-        self._call(c, EV_SEND, n)
+    def _sendfile(self, c: Connection, fd: int, offset: int, count: int) -> int:
+        """``c.sendfile``: zero-copy file bytes to the socket; count them and fire SEND."""
+        n = os.sendfile(c.sock.fileno(), fd, offset, count)
+        if n:
+            c._wprog = self.monotonic
+            c.total_queued += n
+            self.bytes_out += n
+            c._sent += n  # SEND follows once the pump returns (_run_pump)
+        return n
+
+    def _shutdown_write(self, c: Connection) -> None:
+        """``c.shutdown_write()`` once the queue is empty: FIN (after close_notify on TLS)."""
+        if c._mask & _W or c.sock is None or c._flags & (_CONNECTING | _RESOLVING):
+            return  # still writing (or not connected yet): called again from _after
+        if c._tls is not None and not c._tls.shutdown_ok():
+            return  # close_notify not fully written yet
+        c._shut = _SHUT_DONE
+        try:
+            c.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the peer is gone already: the next read reports it
 
     def _set_mask(self, c: Connection, mask: int) -> None:
         old = c._mask
@@ -790,11 +827,14 @@ class Manager(Dialer):
             return
         c._mask = mask
         if mask & _W and not old & _W:  # waiting for the peer to take our data
-            c._wprog = self._mono
+            c._wprog = self.monotonic
             t = c.limits.send_timeout
-            if t and not c._wq:
-                c._wq = True
-                self._push(self._mono + t, _K_SEND, c, None)
+            if t:
+                h = c._send_h
+                if h is None:
+                    h = c._send_h = TimerHandle(self, c, self._send_timed_out, (c,))
+                if not h.when:
+                    h.arm_at(self.monotonic + t)
         try:
             if not old:
                 self._sel.register(c.sock, mask, c)
@@ -807,6 +847,16 @@ class Manager(Dialer):
             self._fail(c, f"selector: {e}")
 
     # -- closing ----------------------------------------------------------------------------
+    def _last_word(self, c: Connection) -> None:
+        """During ``close()``: write what a CLOSE handler queued, once, without blocking."""
+        try:
+            if c._tls is not None:
+                c._tls.last_word()
+            else:
+                c.sock.send(c.send_mbuf.buf)
+        except OSError:
+            pass
+
     def _fail(self, c: Connection, why: str) -> None:
         """Close ``c`` at once because of an error (ERROR then CLOSE are delivered)."""
         if c._error is None:
@@ -826,19 +876,13 @@ class Manager(Dialer):
                 pass
             c._mask = 0
         x = c._x
-        dead = (1 if c._timer_q else 0) + (1 if c._expire_q else 0)
+        c._release_timers()  # the heap keeps nothing of a closed connection
         if x is not None:
             for child in list(x.get("children", {}).values()):
                 self._close(child)
             fut = x.pop("resolving", None)
             if fut is not None:
                 fut.cancel()  # the resolver skips it if it has not started
-            if x.pop("cdl", None):
-                dead += 1
-        if dead:
-            self._dead += dead
-            if self._dead > _HEAP_SLACK and 2 * self._dead > len(self._heap):
-                self._compact_heap()
         if f & (_CONNECTING | _RESOLVING) and not f & _LISTENING:
             # CONNECT is always delivered for an outbound connection, even one closed
             # (by the application or Manager.close) before it was established
@@ -851,10 +895,16 @@ class Manager(Dialer):
                 c._h(c, EV_ERROR, c._error)
             except Exception:
                 log.exception("handler raised on ERROR for %r", c)
+        last = self._stopping and c.sock is not None and not f & (_LISTENING | _UDP)
+        c._last_word = last
         try:
             c._h(c, EV_CLOSE, None)
         except Exception:
             log.exception("handler raised on CLOSE for %r", c)
+        if last:
+            c._last_word = False
+            if c.send_mbuf.buf and not f & (_CONNECTING | _RESOLVING):
+                self._last_word(c)
         pump = c._pump
         if pump is not None:  # a body producer may own resources (a sendfile pump's fd)
             c._pump = None
