@@ -660,13 +660,25 @@
     uploadButton.disabled = files.length === 0 || uploadXhr !== null || uploadsOff;
   }
 
+  /** Show text with command-line options (--upload-dir) as unbreakable code. */
+  function showWithOptions(el, text) {
+    el.replaceChildren(
+      ...text.split(/(--[a-z][a-z-]*)/).map((part, i) => {
+        if (i % 2 === 0) return document.createTextNode(part);
+        const code = document.createElement("code");
+        code.textContent = part;
+        return code;
+      })
+    );
+  }
+
   /** Enable or disable the upload form as the server says ({enabled, reason}). */
   function setUploadAvailability(info) {
     const off = info.enabled === false;
     uploadsOff = off;
     const reason =
       typeof info.reason === "string" && info.reason ? info.reason : "Uploads are off on this server.";
-    setText(uploadOff, off ? reason : "");
+    showWithOptions(uploadOff, off ? reason : "");
     uploadOff.hidden = !off;
     fileInput.disabled = off;
     dropZone.classList.toggle("is-disabled", off);
