@@ -40,12 +40,13 @@ The encoder packs commands as arrays of blob strings (the only type a client sen
 arguments are bytes-like, ``str`` (UTF-8), ``int`` or ``float``.
 
 ``new_reader(accelerated=True)`` returns a ``HiredisReader`` when hiredis is importable
-(measured 4-8x faster on small replies, bench/micro_resp.py).  It is opt-in because
-hiredis cannot keep this module's contract on hostile input: it pre-allocates declared
-aggregate sizes and has no element, depth or reply limit (only ``max_bulk`` is enforced,
-on the bytes it buffers), skips the CRLF check after a blob, accepts doubles like
-``.5``, returns big numbers as ``bytes``, refuses blob errors and streamed types and
-mis-frames attributes inside aggregates.  Use it only with a Redis server you trust.
+and ``MGPY_NO_EXTENSIONS`` is unset (4-8x faster on small replies, bench/micro_resp.py).
+It is opt-in because hiredis cannot keep this module's contract on hostile input: it
+pre-allocates declared aggregate sizes and has no element, depth or reply limit (only
+``max_bulk`` is enforced, on the bytes it buffers), skips the CRLF check after a blob,
+accepts doubles like ``.5``, returns big numbers as ``bytes``, refuses blob errors and
+streamed types and mis-frames attributes inside aggregates.  Use it only with a Redis
+server you trust.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from .._accel import extensions_disabled
 from ..errors import Error, LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ._sentinel import NEED_DATA, Sentinel
 
@@ -694,11 +696,12 @@ class RespReader(_ReaderBase):
 
 # -- the hiredis accelerator -------------------------------------------------------------
 
-_hiredis: Any
-try:
-    _hiredis = importlib.import_module("hiredis")
-except ImportError:  # the optional accelerator is absent: pure Python only
-    _hiredis = None
+_hiredis: Any = None
+if not extensions_disabled():  # MGPY_NO_EXTENSIONS forces pure Python (mgpy/_accel.py)
+    try:
+        _hiredis = importlib.import_module("hiredis")
+    except ImportError:  # the optional accelerator is absent: pure Python only
+        pass
 
 HIREDIS_AVAILABLE: Final = _hiredis is not None
 
