@@ -124,8 +124,13 @@ def _packet(ptype: PacketType, flags: int, body: bytes) -> bytes:
     return bytes(((ptype << 4) | flags,)) + encode_varint(len(body)) + body
 
 
+def _empty(props: Properties) -> bool:
+    """True for no properties (``NO_PROPERTIES`` or an equal ``Properties()``)."""
+    return props is NO_PROPERTIES or props == NO_PROPERTIES
+
+
 def _no_props_v3(version: int, props: Properties) -> None:
-    if version != MQTT_V5 and props is not NO_PROPERTIES:
+    if version != MQTT_V5 and not _empty(props):
         raise LocalProtocolError("properties need MQTT 5.0")
 
 
@@ -286,14 +291,14 @@ class _Ack:
         t = self.TYPE
         flags = REQUIRED_FLAGS[t]
         pid = _U16.pack(self.packet_id)
-        if version == MQTT_V311 or (not self.reason_code and self.properties is NO_PROPERTIES):
+        if version == MQTT_V311 or (not self.reason_code and _empty(self.properties)):
             if version == MQTT_V311:
                 _no_props_v3(version, self.properties)
                 if self.reason_code:
                     raise LocalProtocolError(f"{t.name} reason codes need MQTT 5.0")
             return bytes(((t << 4) | flags, 2)) + pid
         _check_reason(t, self.reason_code)
-        if self.properties is NO_PROPERTIES:
+        if _empty(self.properties):
             return bytes(((t << 4) | flags, 3)) + pid + bytes((self.reason_code,))
         return _packet(
             t, flags, pid + bytes((self.reason_code,)) + encode_properties(self.properties, t)
@@ -506,7 +511,7 @@ class Disconnect:
                 raise LocalProtocolError("DISCONNECT reason codes need MQTT 5.0")
             return bytes((PacketType.DISCONNECT << 4, 0))
         _check_reason(PacketType.DISCONNECT, self.reason_code)
-        if self.properties is NO_PROPERTIES:
+        if _empty(self.properties):
             if not self.reason_code:
                 return bytes((PacketType.DISCONNECT << 4, 0))  # 3.14.2.1: length 0 = 0x00
             return bytes((PacketType.DISCONNECT << 4, 1, self.reason_code))
@@ -528,7 +533,7 @@ class Auth:
         if version != MQTT_V5:
             raise LocalProtocolError("AUTH needs MQTT 5.0")
         _check_reason(PacketType.AUTH, self.reason_code)
-        if not self.reason_code and self.properties is NO_PROPERTIES:
+        if not self.reason_code and _empty(self.properties):
             return bytes((PacketType.AUTH << 4, 0))  # 3.15.2.1
         body = bytes((self.reason_code,)) + encode_properties(self.properties, PacketType.AUTH)
         return _packet(PacketType.AUTH, 0, body)

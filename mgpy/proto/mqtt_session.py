@@ -21,9 +21,11 @@ queue (at most ``max_queued``, then ``QueueFull``).  Per in-flight message::
            WAIT_PUBCOMP --PUBCOMP--> done                              [MQTT-4.3.3-5]
 
 Each completion returns a ``PublishDone`` event and fills the freed slot from the
-queue.  An acknowledgement for an identifier not in flight is ignored, except a PUBREC,
-which is answered with PUBREL (0x92 Packet Identifier not found in 5.0) so the peer
-can finish.
+queue; a QoS 2 completion reports the PUBREC's reason code (the receiver owns the
+message from then on, and a PUBCOMP 0x92 after a reconnection is "not an error during
+recovery", 3.7.2.1).  An acknowledgement for an identifier not in flight is ignored,
+except a PUBREC, which is answered with PUBREL (0x92 Packet Identifier not found in
+5.0) so the peer can finish.
 
 Receiving.  QoS 0 and 1 PUBLISH are delivered (1 with a PUBACK [MQTT-4.3.2-4]);
 QoS 2 uses the spec's "method B": the packet identifier is stored and the message
@@ -115,6 +117,9 @@ class _InFlight:
     retain: bool
     sub_ids: tuple[int, ...]
     state: int
+    #: the PUBREC's reason code: what a QoS 2 completion reports (a PUBCOMP with 0x92
+    #: after a reconnection is "not an error during recovery", 3.7.2.1)
+    reason: int = ReasonCode.SUCCESS
 
 
 def _ack(t: PacketType, pid: int) -> bytes:
@@ -426,6 +431,7 @@ class Session:
             return self._done(pid, WAIT_PUBREC, pkt.reason_code)  # [MQTT-4.4.0-2]
         if f.state == WAIT_PUBREC:
             f.state = WAIT_PUBCOMP
+            f.reason = pkt.reason_code
             del self._out[pid]
             self._out[pid] = f  # PUBRELs are re-sent in PUBREC order [MQTT-4.6.0-4]
         return None, _ack(PacketType.PUBREL, pid)  # [MQTT-4.3.3-4]
@@ -435,4 +441,6 @@ class Session:
         if f is None or f.state != state:
             return None, b""  # not ours to complete: ignored
         del self._out[pid]
+        if state == WAIT_PUBCOMP:
+            reason = f.reason  # the receiver owns the message since its PUBREC
         return PublishDone(pid, ReasonCode(reason), f.message, f.qos), self._fill()
