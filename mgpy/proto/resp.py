@@ -317,10 +317,12 @@ class RespReader(_ReaderBase):
         "_blob_parts",
         "_buf",
         "_inbox",
+        "_inbox_size",
         "_pending_attrs",
         "_pos",
         "_reply_start",
         "_stack",
+        "_want",
     )
 
     def __init__(self, limits: RespLimits | None = None) -> None:
@@ -329,6 +331,8 @@ class RespReader(_ReaderBase):
         self._pos = 0
         self._base = 0  # stream offset of _buf[0]
         self._inbox: list[bytes] = []
+        self._inbox_size = 0
+        self._want = 0  # bytes from _pos that the incomplete element needs at least
         self._stack: list[_Frame] = []
         self._pending_attrs: dict[RespValue, RespValue] | None = None
         self._reply_start = -1  # stream offset where the aggregate being parsed began
@@ -341,6 +345,7 @@ class RespReader(_ReaderBase):
         """Append received bytes (copied; the caller may reuse its buffer)."""
         if data:
             self._inbox.append(bytes(data))
+            self._inbox_size += len(data)
 
     def next_event(self) -> object:
         """Return the next reply value or typed event, or ``NEED_DATA``.
@@ -353,6 +358,9 @@ class RespReader(_ReaderBase):
             raise self._failed
         try:
             if self._inbox:
+                # a blob trickling in is not re-joined and re-parsed on every read
+                if len(self._buf) - self._pos + self._inbox_size < self._want:
+                    return NEED_DATA
                 self._absorb()
             return self._parse()
         except RemoteProtocolError as exc:
@@ -363,6 +371,8 @@ class RespReader(_ReaderBase):
         """Move fed chunks into the collected blob, then into the parse buffer."""
         inbox = self._inbox
         self._inbox = []
+        self._inbox_size = 0
+        self._want = 0
         if self._blob_left:
             parts = self._blob_parts
             assert parts is not None
@@ -446,6 +456,7 @@ class RespReader(_ReaderBase):
                         raise LimitExceeded("RESP blob string longer than max_bulk")
                     end = e + 2 + length
                     if end + 2 > n:
+                        self._want = end + 2 - pos
                         return self._need_data(pos)
                     if not buf.startswith(_CRLF, end):
                         raise RemoteProtocolError("RESP: blob string not followed by CRLF")
@@ -533,6 +544,7 @@ class RespReader(_ReaderBase):
         end = start + length
         if end + 2 > len(buf):
             if length < _BIG_BLOB:
+                self._want = end + 2 - pos
                 return self._need_data(pos)
             return self._need_data(self._collect(stack, kind, pos, start, end))
         if not buf.startswith(_CRLF, end):

@@ -206,6 +206,7 @@ class SseParser:
         "_decoder",
         "_events",
         "_line",
+        "_line_size",
         "_size",
         "_type",
         "last_event_id",
@@ -221,7 +222,8 @@ class SseParser:
         self.retry: int | None = None
         # "UTF-8 decode" drops one leading BOM and replaces invalid bytes (9.2.5)
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self._line = ""  # the part of a line whose end has not arrived
+        self._line: list[str] = []  # the pieces of a line whose end has not arrived
+        self._line_size = 0
         self._after_cr = False  # the last line ended with CR: an LF next is part of it
         self._data: list[str] = []  # the data buffer, one entry per data line
         self._type = ""  # the event type buffer
@@ -245,16 +247,18 @@ class SseParser:
             self._after_cr = text[-1] == _CR
             text = text.replace("\r\n", _LF).replace(_CR, _LF)
         lines = text.split(_LF)
-        if len(lines) == 1:
-            self._line += text
-            self._check_size(len(self._line))
-            return
-        if self._line:
-            lines[0] = self._line + lines[0]
-        self._line = lines.pop()
+        last = lines.pop()
+        if lines and self._line:
+            self._line.append(lines[0])
+            lines[0] = "".join(self._line)
+            self._line = []
+            self._line_size = 0
         for line in lines:
             self._process(line)
-        self._check_size(len(self._line))
+        if last:  # pieces are joined once the line ends: a trickled line costs O(n)
+            self._line.append(last)
+            self._line_size += len(last)
+        self._check_size(self._line_size)
 
     def next_event(self) -> SseEvent | object:
         """Return the next dispatched ``SseEvent``, or ``NEED_DATA``."""
@@ -265,7 +269,8 @@ class SseParser:
     def eof(self) -> None:
         """The stream ended: drop the partial line and event (9.2.6), keep id and retry."""
         self._decoder.reset()
-        self._line = ""
+        self._line = []
+        self._line_size = 0
         self._after_cr = False
         self._data = []
         self._type = ""

@@ -221,6 +221,15 @@ class TestBigValues:
                 out += drain(r)
             assert out == [payload, 1]
 
+    def test_blob_fed_one_byte_at_a_time(self, reader: Factory) -> None:
+        payload = bytes(range(256)) * 200  # under _BIG_BLOB: waits in the parse buffer
+        r = reader()
+        out: list[object] = []
+        for b in b"*2\r\n$51200\r\n%s\r\n:1\r\n" % payload:
+            r.feed(bytes((b,)))
+            out += drain(r)
+        assert out == [[payload, 1]]
+
     def test_big_bulk_inside_array_split_inside_crlf(self) -> None:
         payload = b"q" * 100_000
         wire = b"*2\r\n$100000\r\n" + payload + b"\r\n:5\r\n"

@@ -165,6 +165,15 @@ class TestFields:
         assert parser.retry == 100
 
 
+class TestTrickle:
+    def test_long_line_fed_one_byte_at_a_time(self) -> None:
+        text = "0123456789abcdef" * 8192  # 128 KiB: pieces are joined once, at the line end
+        p = SseParser()
+        for b in f"data: {text}\n\n".encode():
+            p.feed(bytes((b,)))
+        assert drain(p) == [SseEvent(text)]
+
+
 class TestEofAndReconnect:
     def test_eof_drops_partial_event_but_keeps_id_and_retry(self) -> None:
         p = SseParser()
