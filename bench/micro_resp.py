@@ -99,7 +99,8 @@ def main() -> None:
         ("RESP3 HGETALL map, 100 pairs", _hgetall_resp3(), False),
         ("one 4 MiB bulk string", _big_bulk(), False),
     ]
-    print(f"hiredis: {'installed' if resp.HIREDIS_AVAILABLE else 'not installed'}")
+    state = "in use" if resp.HIREDIS_AVAILABLE else "not installed, or MGPY_NO_EXTENSIONS set"
+    print(f"hiredis: {state}")
     print(f"{'workload':34} {'pure us':>9} {'hiredis us':>11} {'bare us':>9} {'speed-up':>9}")
     for name, data, pubsub in workloads:
         pure = _per_reply(_drain(resp.RespReader, data, pubsub), number)
