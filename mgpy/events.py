@@ -59,23 +59,23 @@ class Ev(enum.IntEnum):
 
 
 class F(enum.IntFlag):
-    """Connection flags (``c.flags``), with mongoose 6 bit values."""
+    """Connection flags (``c.flags``), with mongoose 6 bit values.
 
-    LISTENING = 1 << 0
-    UDP = 1 << 1
-    RESOLVING = 1 << 2
-    CONNECTING = 1 << 3
-    SSL = 1 << 4
-    SSL_HANDSHAKE_DONE = 1 << 5
-    WANT_READ = 1 << 6
-    WANT_WRITE = 1 << 7
-    IS_WEBSOCKET = 1 << 8
-    RECV_AND_CLOSE = 1 << 9
+    Only flags mgpy implements exist; mongoose's WANT_READ/WANT_WRITE, RECV_AND_CLOSE
+    and ENABLE_BROADCAST (bits 6, 7, 9, 14) have no meaning here and are left out.
+    """
+
+    LISTENING = 1 << 0  #: a listening socket (read-only)
+    UDP = 1 << 1  #: a UDP socket (read-only)
+    RESOLVING = 1 << 2  #: outbound, resolving the host name (read-only)
+    CONNECTING = 1 << 3  #: outbound, connecting (read-only)
+    SSL = 1 << 4  #: TLS is on (read-only)
+    SSL_HANDSHAKE_DONE = 1 << 5  #: the TLS handshake completed (read-only)
+    IS_WEBSOCKET = 1 << 8  #: the connection speaks WebSocket (set on the 101)
     SEND_AND_CLOSE = 1 << 10  #: flush the send queue, then close
     CLOSE_IMMEDIATELY = 1 << 11  #: close at the end of this event, dropping queued data
     WEBSOCKET_NO_DEFRAG = 1 << 12  #: deliver each WebSocket fragment as its own WS_FRAME
     DELETE_CHUNK = 1 << 13  #: set in HTTP_CHUNK: drop the body received so far
-    ENABLE_BROADCAST = 1 << 14
     USER_1 = 1 << 20
     USER_2 = 1 << 21
     USER_3 = 1 << 22

@@ -370,6 +370,9 @@ class Manager(Dialer):
             if h._q != q:
                 if self._dead:
                     self._dead -= 1  # a stale entry left the heap
+                if not h.when and h._listed and not h._q and h._conn is not None:
+                    h._listed = False  # cancelled and out of the heap: nothing to release
+                    h._conn._unlist(h)
                 continue
             h._q = 0.0
             when = h.when

@@ -88,12 +88,16 @@ class TimerHandle:
         """Do not run the call (a no-op if it ran or was cancelled already)."""
         self.when = 0.0
         if self._q:
+            # its heap entry is stale now but still there: the handle stays on its
+            # connection's list until the entry leaves the heap, so a close still
+            # releases what it references
             self._q = 0.0
             self._mgr._stale(1)
-        c = self._conn
-        if self._listed and c is not None:
-            self._listed = False
-            c._unlist(self)
+        else:
+            c = self._conn
+            if self._listed and c is not None:
+                self._listed = False
+                c._unlist(self)
 
     def reschedule(self, delay: float) -> None:
         """Run the call ``delay`` seconds from now (re-arms a fired or cancelled handle).

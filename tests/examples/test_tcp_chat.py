@@ -87,3 +87,77 @@ def test_overlong_line_closes_only_that_client(chat_port: int) -> None:
     a.sendall(b"/who\n")
     read_until(a, b"here:")
     a.close()
+
+
+def read_to_eof(s: socket.socket, timeout: float = 5.0) -> bytes:
+    """Everything the server sends until it closes its side (fails at the deadline)."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        d = s.recv(4096)
+        if not d:
+            return buf
+        buf += d
+
+
+@pytest.fixture
+def idle_chat_port() -> Iterator[int]:
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "tcp_chat.py"),
+            "--listen",
+            "127.0.0.1:0",
+            "--idle",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stdout is not None
+        m = re.search(r":(\d+)$", p.stdout.readline().strip())
+        assert m
+        yield int(m.group(1))
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def test_quit_gets_a_goodbye_then_eof_and_the_others_hear_it(chat_port: int) -> None:
+    a = socket.create_connection(("127.0.0.1", chat_port))
+    read_until(a, b"welcome")
+    b = socket.create_connection(("127.0.0.1", chat_port))
+    read_until(b, b"welcome")
+    b.sendall(b"/quit\n")
+    rest = read_to_eof(b)  # shutdown_write: every queued byte, then EOF
+    assert rest.endswith(b"* bye\n")
+    read_until(a, b"left")
+    b.close()
+    a.sendall(b"/who\n")
+    here = read_until(a, b"here:")
+    assert here.count(b"guest") == 1
+
+
+def test_an_idle_client_is_let_go_politely(idle_chat_port: int) -> None:
+    s = socket.create_connection(("127.0.0.1", idle_chat_port))
+    t0 = time.monotonic()
+    out = read_to_eof(s, timeout=5)
+    assert out.startswith(b"* welcome")
+    assert out.endswith(b"* idle too long, bye\n")
+    assert time.monotonic() - t0 >= 0.4
+    s.close()
+
+
+def test_lines_push_the_idle_timeout_back(idle_chat_port: int) -> None:
+    s = socket.create_connection(("127.0.0.1", idle_chat_port))
+    read_until(s, b"welcome")
+    deadline = time.monotonic() + 1.5  # three idle periods of talking
+    while time.monotonic() < deadline:
+        s.sendall(b"/who\n")
+        read_until(s, b"here:")
+        time.sleep(0.1)  # pacing a talking client, not synchronisation
+    s.sendall(b"/who\n")
+    assert b"here:" in read_until(s, b"here:")
+    s.close()
