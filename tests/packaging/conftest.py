@@ -53,9 +53,12 @@ def project_version() -> str:
     return m.group(1)
 
 
-def pip(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def pip(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run this interpreter's pip quietly; fail the test with pip's output on an error."""
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=PIP_TIMEOUT)
+    env = user_env() if env is None else env  # what pip finds installed is the target's only
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=PIP_TIMEOUT)
     assert r.returncode == 0, f"{cmd} failed:\n{r.stdout}\n{r.stderr}"
     return r

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.examples._proc import Proc
-from tests.packaging.conftest import ROOT, project_version, user_env
+from tests.packaging.conftest import ROOT, project_version
 
 SCRIPT = Path(sys.executable).parent / "mgpy"  # the console script beside this interpreter
 SHIPPED = ROOT / "mgpy" / "web_root"
@@ -30,16 +30,13 @@ WS = {"open_timeout": 5, "close_timeout": 2}
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(args), capture_output=True, text=True, timeout=30, cwd=cwd, env=user_env()
-    )
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=30, cwd=cwd)
 
 
 def start(*args: str, cwd: Path, background: bool = False) -> tuple[Proc, str, int]:
     p = Proc(
         [sys.executable, "-m", "mgpy", "--listen", "127.0.0.1:0", "--log-level", "warning", *args],
         cwd=cwd,
-        env=user_env(),
         background=background,
     )
     m = p.wait_for(SERVING)

@@ -7,7 +7,7 @@ index or pip's cache).  From there: ``mgpy --version`` names the version written
 pyproject.toml, and ``mgpy`` started in an empty directory serves the dashboard that
 ships inside the package, with live stats on ``/ws/push``.  The sdist carries the
 library, the C source and the dashboard and no tests (see MANIFEST.in), and a wheel
-built from it ships the dashboard too.
+built from it ships the dashboard too, with or without a C compiler.
 """
 
 from __future__ import annotations
@@ -162,3 +162,11 @@ def test_sdist_carries_the_library_and_no_tests(tmp_path: Path) -> None:
     (whl,) = out.glob("mgpy_net-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
     assert {f"mgpy/web_root/{n}" for n in DASHBOARD} <= names
+    # Without a C compiler the build still succeeds: the optional extension is left out
+    # and mgpy runs its pure-Python code.
+    nocc = tmp_path / "nocc"
+    pip("wheel", str(sdist), "--no-deps", "-w", str(nocc), env={**user_env(), "CC": "false"})
+    (whl,) = nocc.glob("mgpy_net-*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    assert not [n for n in names if n.startswith("mgpy/_speedups") and n.endswith(".so")]
+    assert {"mgpy/__init__.py", *(f"mgpy/web_root/{n}" for n in DASHBOARD)} <= names
