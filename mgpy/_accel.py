@@ -43,10 +43,11 @@ def load_speedups() -> ModuleType | None:
 
 
 # -- the pure-Python twins ------------------------------------------------------
-# WebSocket masking (RFC 6455 5.3), twin of _speedups.apply_mask.  Pure Python: small payloads XOR as one big int (two conversions, no loop);
-# larger ones use bytes.translate on the four byte lanes (a stride-4 slice per
-# mask byte, each translated through a 256-byte XOR table), which beats the int
-# conversions past ~512 bytes (bench/micro_ws.py measures both).
+# WebSocket masking (RFC 6455 5.3), twin of _speedups.apply_mask.  Small payloads
+# XOR as one big int (two conversions, no loop); larger ones use bytes.translate on
+# the four byte lanes (a stride-4 slice per mask byte, each translated through a
+# 256-byte XOR table), which beats the int conversions past ~512 bytes
+# (bench/micro_ws.py measures both).
 
 #: _XOR_TABLES[k] maps every byte b to b ^ k (built with one big-int XOR per table)
 _XOR_TABLES: Final = [

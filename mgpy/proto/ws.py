@@ -15,9 +15,12 @@ before calling again.  Three layers are stacked, like wsproto's:
   unmask, one WsMessage).  Otherwise the header and whatever payload is there
   are consumed and unmasked now (the mask offset is kept), so a 16 MiB message
   never needs more than a few bytes of the caller's buffer;
-* messages: fragments are reassembled (or passed through with
-  ``defrag=False``), text is UTF-8 validated incrementally so that an invalid
-  sequence fails as soon as the chunk holding it arrives;
+* messages: fragments are reassembled in one buffer (or passed through with
+  ``defrag=False``), at most ``max_fragments`` of them; a compressed message
+  (RSV1 on its first frame) is inflated piece by piece as it arrives, its
+  output bounded by ``max_message``; text is UTF-8 validated incrementally (on
+  the inflated data) so that an invalid sequence fails as soon as the chunk
+  holding it arrives;
 * control: ping -> pong queued, close -> code/reason validated, echo queued.
 
 ``consumed`` may be > 0 with ``NEED_DATA`` when a partial payload or a
@@ -30,7 +33,14 @@ queued).  Bytes produced while receiving (pong, close echo, the close frame
 for an error) wait in ``data_to_send()``.  A protocol violation raises
 ``RemoteProtocolError`` (``LimitExceeded`` for size) carrying the close code;
 the matching close frame is queued and the object is dead afterwards.
-Extensions (permessage-deflate) are not negotiated, so RSV bits are refused.
+
+permessage-deflate (RFC 7692) applies when the constructor gets the negotiated
+``DeflateParams`` (``deflate.negotiate`` / ``deflate.accept``); without them
+every RSV bit is refused.  With them RSV1 marks the first frame of a compressed
+message only (RSV1 on a continuation or control frame: 1002), control frames
+are never compressed, messages below the threshold go out uncompressed, and
+``broadcast_frame`` builds a frame once for every connection with the same
+parameters.  The uncompressed paths test no more than before.
 """
 
 from __future__ import annotations
@@ -41,20 +51,26 @@ import struct
 from collections.abc import Callable
 from typing import Final, Literal, TypeAlias
 
-from .._accel import load_speedups
+from .._accel import apply_mask_py, load_speedups
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import WS_DONT_FIN, WsMessage
 from ..limits import Limits
 from ._sentinel import NEED_DATA
+from .deflate import DeflateParams
+from .deflate_codec import PerMessageDeflate, compress_shared, wire_cap
 from .ws_handshake import (
     GUID,
     accept_key,
     check_client_handshake,
+    check_close_payload,
     check_server_handshake,
     client_handshake_headers,
     client_subprotocols,
+    close_payload,
     new_client_key,
+    parse_close,
     server_handshake_headers,
+    valid_close_code,
 )
 
 __all__ = [
@@ -67,6 +83,7 @@ __all__ = [
     "accept_key",
     "apply_mask",
     "apply_mask_py",
+    "broadcast_frame",
     "check_client_handshake",
     "check_server_handshake",
     "client_handshake_headers",
@@ -84,44 +101,7 @@ OPEN: Final = 1  #: both directions open
 CLOSING: Final = 2  #: we sent a close frame and wait for the peer's
 CLOSED: Final = 3  #: close handshake done (or failed): input is ignored, sending refused
 
-# -- masking (RFC 6455 5.3) ----------------------------------------------------
-# Pure Python: small payloads XOR as one big int (two conversions, no loop);
-# larger ones use bytes.translate on the four byte lanes (a stride-4 slice per
-# mask byte, each translated through a 256-byte XOR table), which beats the int
-# conversions past ~512 bytes (bench/micro_ws.py measures both).
-
-#: _XOR_TABLES[k] maps every byte b to b ^ k (built with one big-int XOR per table)
-_XOR_TABLES: Final = [
-    (int.from_bytes(bytes(range(256)), "big") ^ int.from_bytes(bytes((k,)) * 256, "big")).to_bytes(
-        256, "big"
-    )
-    for k in range(256)
-]
-_INT_MASK_MAX: Final = 512
-
-
-def apply_mask_py(data: Buffer, mask: Buffer) -> bytes:
-    """Return ``data`` XOR-ed with the 4-byte ``mask`` repeated (pure Python)."""
-    if len(mask) != 4:
-        raise ValueError("mask must contain 4 bytes")
-    n = len(data)
-    if n <= _INT_MASK_MAX:
-        if not n:
-            return b""
-        pattern = (bytes(mask) * ((n >> 2) + 1))[:n]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(pattern, "little")).to_bytes(
-            n, "little"
-        )
-    out = bytearray(data)
-    a, b, c, d = bytes(mask)
-    t = _XOR_TABLES
-    out[0::4] = out[0::4].translate(t[a])
-    out[1::4] = out[1::4].translate(t[b])
-    out[2::4] = out[2::4].translate(t[c])
-    out[3::4] = out[3::4].translate(t[d])
-    return bytes(out)
-
-
+# RFC 6455 5.3 masking: the C twin of _accel.apply_mask_py when it is built and allowed
 _speedups = load_speedups()  # None: not built, or MGPY_NO_EXTENSIONS set
 apply_mask: Callable[[Buffer, Buffer], bytes] = (
     apply_mask_py if _speedups is None else _speedups.apply_mask
@@ -169,23 +149,9 @@ def _joined(buf: _Pieces | None) -> bytes:
     return bytes(buf)
 
 
-# -- close codes (RFC 6455 7.4) -----------------------------------------------
-
-
 def frame_length(n: int, masked: bool) -> int:
     """Bytes on the wire for a frame with an ``n``-byte payload (RFC 6455 5.2)."""
     return n + (2 if n < 126 else 4 if n < 0x10000 else 10) + (4 if masked else 0)
-
-
-def valid_close_code(code: int) -> bool:
-    """Return True for a close code an endpoint may send (RFC 6455 7.4.1, 7.4.2).
-
-    1004-1006 and 1015 are reserved and MUST NOT be sent; 3000-4999 belong to
-    libraries and applications.  Everything from 1012 to 2999 is refused,
-    including the later IANA registrations 1012-1014, matching what older and
-    current Autobahn suites accept.
-    """
-    return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
 
 
 # -- header encoding -----------------------------------------------------------
@@ -221,6 +187,7 @@ class WsProtocol:
         "_busy",
         "_dec",
         "_failed",
+        "_fast_send",
         "_fr_b0",
         "_fr_buf",
         "_fr_left",
@@ -233,11 +200,16 @@ class WsProtocol:
         "_msg_frags",
         "_msg_len",
         "_msg_op",
+        "_msg_wire",
+        "_msg_z",
         "_out",
+        "_pmd",
         "_rng",
         "_send_frag",
+        "_send_z",
         "close_code",
         "close_reason",
+        "deflate",
         "defrag",
         "max_fragments",
         "max_message",
@@ -253,6 +225,7 @@ class WsProtocol:
         rng: Callable[[int], bytes] | None = None,
         *,
         max_fragments: int = Limits.ws_max_fragments,
+        deflate: DeflateParams | None = None,
     ) -> None:
         if side not in ("server", "client"):
             raise ValueError("side must be 'server' or 'client'")
@@ -288,7 +261,15 @@ class WsProtocol:
         self._msg_defrag = defrag
         self._msg_buf: _Pieces | None = None
         self._dec: codecs.IncrementalDecoder | None = None
-        self._send_frag = 0
+        #: the permessage-deflate parameters agreed at the handshake (None: no extension)
+        self.deflate = deflate
+        self._pmd = None if deflate is None else PerMessageDeflate(deflate, side)
+        self._msg_z = False  # the message in progress is compressed (RSV1 on its first frame)
+        self._msg_wire = 0  # its compressed bytes so far
+        self._send_frag = 0  # opcode of the fragmented message we are sending, else 0
+        self._send_z = False  # ... and whether it is compressed
+        #: send() may take its plain path: OPEN, no fragmented send, no compression
+        self._fast_send = deflate is None
         #: False while the next_event hot path applies (see there)
         self._busy = False
 
@@ -348,11 +329,16 @@ class WsProtocol:
                 return NEED_DATA, pos
             b0 = buf[pos]
             b1 = buf[pos + 1]
-            # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them.
-            if b0 & 0x70:
-                raise self._fail(RemoteProtocolError("reserved bits set"))
             op = b0 & 0x0F
             ln = b1 & 0x7F
+            if b0 & 0x70:
+                # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them;
+                # permessage-deflate defines RSV1 (RFC 7692 6).
+                if b0 & 0x30 or self._pmd is None:
+                    raise self._fail(RemoteProtocolError("reserved bits set"))
+                # RFC 7692 6.1: RSV1 only on the first frame of a data message.
+                if op == 0 or op >= 8:
+                    raise self._fail(RemoteProtocolError("RSV1 on a control or continuation"))
             if op >= 8:
                 # RFC 6455 5.2: opcodes 0xB-0xF are reserved -> fail.
                 if op > 10:
@@ -404,8 +390,14 @@ class WsProtocol:
                     raise self._fail(RemoteProtocolError("non-minimal 64-bit length"))
             # Checked against the declared length, before buffering any of it; _msg_len
             # is what earlier fragments of a message being reassembled hold (else 0).
-            if op < 8 and self._msg_len + ln > self.max_message:
-                raise self._fail(LimitExceeded(f"message larger than {self.max_message} bytes"))
+            if op < 8:
+                if not (b0 & 0x40 if op else self._msg_z):
+                    if self._msg_len + ln > self.max_message:
+                        raise self._fail(
+                            LimitExceeded(f"message larger than {self.max_message} bytes")
+                        )
+                elif self._msg_wire + ln > wire_cap(self.max_message):
+                    raise self._fail(LimitExceeded("compressed message too large"))
             if self._mask_bit:
                 if n - s < 4:
                     return NEED_DATA, pos
@@ -424,6 +416,12 @@ class WsProtocol:
                 if b0 == 0x81 and not data.isascii():
                     self._check_utf8(data)
                 return WsMessage(data, b0), e
+            if e <= n and (b0 == 0xC1 or b0 == 0xC2):
+                # A whole compressed message in one frame: inflate it in one call.
+                data = self._inflate(_payload(buf, s, e, mask), None)
+                if b0 == 0xC1 and not data.isascii():
+                    self._check_utf8(data)
+                return WsMessage(data, b0 & ~0x40), e
             # Any other frame, or a partial payload: take what is there, keep the mask
             # and its offset for the rest.
             self._fr_b0 = b0
@@ -435,8 +433,11 @@ class WsProtocol:
             elif op < 8:
                 self._msg_op = op
                 self._msg_frags = 1
+                self._msg_z = bool(b0 & 0x40)
                 # a change of ``defrag`` takes effect at the next message, never inside one
                 self._msg_defrag = self.defrag
+            if self._msg_z and op < 8:
+                self._msg_wire += ln
             ev, pos = self._continue_payload(buf, s, n)
             if ev is NEED_DATA and not self._fr_left and self.state != CLOSED:
                 continue
@@ -474,6 +475,8 @@ class WsProtocol:
 
     def _data_chunk(self, chunk: bytes) -> None:
         """Add received payload bytes to the message (RFC 6455 8.1: UTF-8 checked as they come)."""
+        if self._msg_z:
+            chunk = self._inflate(chunk, False)
         if self._msg_op == 1:
             self._feed_utf8(chunk, False)
         self._msg_len += len(chunk)
@@ -482,6 +485,13 @@ class WsProtocol:
     def _data_frame_done(self, b0: int) -> WsMessage | None:
         """Finish a data frame; return the message (or fragment) to deliver, else None."""
         fin = b0 & 0x80
+        if fin and self._msg_z:
+            tail = self._inflate(b"", True)  # RFC 7692 7.2.2: the message's end
+            if tail:
+                if self._msg_op == 1:
+                    self._feed_utf8(tail, False)
+                self._msg_len += len(tail)
+                self._msg_buf = _grow(self._msg_buf, tail)
         if fin and self._msg_op == 1:
             self._feed_utf8(b"", True)  # no truncated sequence at the end
         if self._msg_defrag:
@@ -493,13 +503,30 @@ class WsProtocol:
         if fin:
             self._end_message()
         else:
-            self._msg_len = 0  # without defrag, max_message bounds each fragment
-        return WsMessage(data, b0)
+            self._msg_len = self._msg_wire = 0  # without defrag the limits are per fragment
+        return WsMessage(data, b0 & ~0x40)  # the extension is invisible to the application
+
+    def _inflate(self, data: bytes, end: bool | None) -> bytes:
+        """Inflate a piece of the compressed message (``end``: its end, None: all of it).
+
+        At most what max_message leaves (RFC 7692 7.2.2 does not bound the output).
+        """
+        pmd = self._pmd
+        assert pmd is not None
+        budget = self.max_message - self._msg_len
+        try:
+            if end is None:
+                return pmd.decompress_message(data, budget)
+            return pmd.decompress_end(budget) if end else pmd.decompress(data, budget)
+        except RemoteProtocolError as exc:
+            raise self._fail(exc) from None
 
     def _end_message(self) -> None:
         self._msg_op = 0
         self._msg_len = 0
         self._msg_frags = 0
+        self._msg_wire = 0
+        self._msg_z = False
         self._msg_buf = None
         self._dec = None
 
@@ -517,24 +544,10 @@ class WsProtocol:
 
     def _receive_close(self, payload: bytes) -> None:
         """Validate the peer's close (RFC 6455 5.5.1, 7.4) and move toward CLOSED."""
-        if len(payload) == 1:
-            raise self._fail(RemoteProtocolError("close frame with a 1-byte payload"))
-        if payload:
-            code = (payload[0] << 8) | payload[1]
-            if not valid_close_code(code):
-                raise self._fail(RemoteProtocolError(f"invalid close code {code}"))
-            try:
-                reason = payload[2:].decode("utf-8")
-            except UnicodeDecodeError:
-                # RFC 6455 5.5.1 / 8.1: the reason is UTF-8 encoded data.
-                raise self._fail(
-                    RemoteProtocolError("invalid UTF-8 in close reason", ws_code=1007)
-                ) from None
-            self.close_code = code
-            self.close_reason = reason
-        else:
-            self.close_code = 1005  # RFC 6455 7.1.5: no status code was present
-            self.close_reason = ""
+        try:
+            self.close_code, self.close_reason = parse_close(payload)
+        except RemoteProtocolError as exc:
+            raise self._fail(exc) from None
         if self.state == OPEN:
             # RFC 6455 5.5.1: reply with a close frame, typically echoing the code.
             echo = payload[:2]
@@ -571,9 +584,13 @@ class WsProtocol:
             raise self._fail(RemoteProtocolError("UTF-8 encoded surrogate", ws_code=1007))
 
     def _reset_message(self) -> None:
+        """CLOSED: drop the message in progress and every zlib object."""
         self._end_message()
         self._fr_buf = None
         self._fr_left = 0
+        self._fast_send = False
+        if self._pmd is not None:
+            self._pmd.release()
 
     def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
         """Queue the close frame for ``exc`` (RFC 6455 7.1.7), go dead, return ``exc``."""
@@ -596,7 +613,7 @@ class WsProtocol:
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
-        if (op == 1 or op == 2) and not self._send_frag and self.state == OPEN:
+        if (op == 1 or op == 2) and self._fast_send:
             if not self._is_client and len(data) < 126:
                 return _SMALL_HDR[op][len(data)] + data
             return self._frame(0x80 | op, data)
@@ -609,7 +626,7 @@ class WsProtocol:
         spares copying a large payload once more to join it to its header.  Anything
         else (client frames, fragments, control frames) comes back as ``(frame, b"")``.
         """
-        if (op == 1 or op == 2) and not self._send_frag and self.state == OPEN:
+        if (op == 1 or op == 2) and self._fast_send:
             if not self._is_client:
                 n = len(data)
                 b0 = 0x80 | op
@@ -621,7 +638,7 @@ class WsProtocol:
         return self.send(op, data), b""
 
     def _send_other(self, op: int, data: bytes) -> bytes:
-        """send() for everything but an unfragmented data message."""
+        """send() for everything but an uncompressed unfragmented data message."""
         opcode = op & ~WS_DONT_FIN
         fin = 0 if op & WS_DONT_FIN else 0x80
         if opcode not in _VALID_SEND_OPS:
@@ -631,7 +648,7 @@ class WsProtocol:
         if opcode == 0x8:
             if not fin:
                 raise LocalProtocolError("control frames cannot be fragmented")
-            return self._send_close(_close_payload_checked(data))
+            return self._send_close(check_close_payload(data))
         if self.state != OPEN:
             # RFC 6455 5.5.1: nothing may be sent after our close frame.
             raise LocalProtocolError("cannot send after the close frame")
@@ -644,14 +661,46 @@ class WsProtocol:
         elif opcode == 0:
             if not self._send_frag:
                 raise LocalProtocolError("continuation frame without a message in progress")
+            if self._send_z:
+                data = self._compress_fragment(data, fin)
             if fin:
                 self._send_frag = 0
+                self._fast_send = self._pmd is None
         else:
             if self._send_frag:
                 raise LocalProtocolError("previous fragmented message is not finished")
-            if not fin:
+            pmd = self._pmd
+            if fin:
+                z = None if pmd is None else pmd.compress(data)
+                if z is not None:
+                    return self._frame(0xC0 | opcode, z)  # RFC 7692 6: RSV1, compressed
+            else:
                 self._send_frag = opcode
+                self._fast_send = False
+                self._send_z = pmd is not None  # fragments: always compressed, size unknown
+                if pmd is not None:
+                    # RFC 7692 6.1: RSV1 on the first frame of the message only
+                    return self._frame(0x40 | opcode, self._compress_fragment(data, False))
         return self._frame(fin | opcode, data)
+
+    def _compress_fragment(self, data: bytes, fin: int) -> bytes:
+        pmd = self._pmd
+        assert pmd is not None
+        return pmd.compress_fragment(data, bool(fin))
+
+    @property
+    def can_share_frames(self) -> bool:
+        """True if ``broadcast_frame(op, data, self.deflate)`` is what ``send`` would return.
+
+        That is: a server, OPEN, not inside a fragmented message, and no compression or
+        compression without server context takeover (each message on its own).
+        """
+        return (
+            not self._is_client
+            and self.state == OPEN
+            and not self._send_frag
+            and (self.deflate is None or self.deflate.server_no_context_takeover)
+        )
 
     def close(self, code: int = 1000, reason: str = "") -> bytes:
         """Return our close frame and enter CLOSING; b"" if a close was already sent.
@@ -659,17 +708,13 @@ class WsProtocol:
         Raises LocalProtocolError for a code that may not be sent or a reason
         longer than 123 bytes of UTF-8 (RFC 6455 5.5, 7.4).
         """
-        if not valid_close_code(code):
-            raise LocalProtocolError(f"close code {code} may not be sent")
-        raw = reason.encode("utf-8")
-        if len(raw) > 123:
-            raise LocalProtocolError("close reason longer than 123 bytes")
-        return self._send_close(code.to_bytes(2, "big") + raw)
+        return self._send_close(close_payload(code, reason))
 
     def _send_close(self, payload: bytes) -> bytes:
         if self.state != OPEN:
             return b""
         self.state = CLOSING
+        self._fast_send = False
         return self._frame(0x88, payload)
 
     def _queue(self, frame: bytes) -> None:
@@ -699,26 +744,37 @@ class WsProtocol:
             else:
                 hdr = _S64.pack(b0, 0xFF, n)
             return b"".join((hdr, mask, apply_mask(data, mask)))
-        if n < 126:
-            return bytes((b0, n)) + data
-        if n < 0x10000:
-            return _S16.pack(b0, 126, n) + data
-        return _S64.pack(b0, 127, n) + data
+        return _unmasked_frame(b0, data)
 
 
-def _close_payload_checked(payload: bytes) -> bytes:
-    """Validate a raw close payload given to ``send(WS_OP_CLOSE, ...)``."""
-    if not payload:
-        return payload
-    if len(payload) < 2:
-        raise LocalProtocolError("close payload must be empty or start with a 2-byte code")
-    if len(payload) > 125:
-        raise LocalProtocolError("control frame payload > 125 bytes")
-    code = (payload[0] << 8) | payload[1]
-    if not valid_close_code(code):
-        raise LocalProtocolError(f"close code {code} may not be sent")
-    try:
-        payload[2:].decode("utf-8")
-    except UnicodeDecodeError:
-        raise LocalProtocolError("close reason is not valid UTF-8") from None
-    return payload
+def _unmasked_frame(b0: int, data: bytes) -> bytes:
+    """A server frame with the minimal length form (RFC 6455 5.2)."""
+    n = len(data)
+    if n < 126:
+        return bytes((b0, n)) + data
+    if n < 0x10000:
+        return _S16.pack(b0, 126, n) + data
+    return _S64.pack(b0, 127, n) + data
+
+
+def broadcast_frame(op: int, data: bytes | str, deflate: DeflateParams | None = None) -> bytes:
+    """Build the frame of one whole text/binary message for many server connections.
+
+    Every connection whose ``can_share_frames`` is True and whose ``deflate`` equals
+    ``deflate`` would send exactly these bytes (server frames are unmasked, and
+    without server context takeover a message compresses the same everywhere), so a
+    broadcast builds one frame per distinct ``deflate`` (a cheap dict key) and writes
+    it to every connection.  Raises LocalProtocolError for another opcode, and
+    ValueError for parameters with server context takeover.
+    """
+    if op != 1 and op != 2:
+        raise LocalProtocolError(f"broadcast_frame sends text or binary messages, not {op:#x}")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    elif not isinstance(data, bytes):
+        data = bytes(data)
+    if deflate is not None:
+        z = compress_shared(deflate, data)
+        if z is not None:
+            return _unmasked_frame(0xC0 | op, z)
+    return _unmasked_frame(0x80 | op, data)
