@@ -22,7 +22,8 @@ deletes ``consumed`` bytes from the front before calling again.  MQTT packets ar
 length-prefixed, so nothing is consumed until a whole packet is there, and a packet is
 only waited for if its declared size is within ``max_packet_size``: the first byte is
 checked as soon as it arrives (type, fixed-header flags [MQTT-2.1.3-1], direction,
-phase), the size as soon as the Remaining Length is complete.  Fed whole, byte by byte
+phase: one lookup in the set of first bytes acceptable in the current phase), the size
+as soon as the Remaining Length is complete.  Fed whole, byte by byte
 or with trailing bytes, the events and errors are the same.  States::
 
     server: AWAIT_CONNECT --CONNECT--> OPEN      (the CONNECT says 3.1.1 or 5.0)
@@ -172,6 +173,9 @@ _LEN_CONT: Final = 0x80
 _LEN_BITS: Final = 0x7F
 _LEN_MAX_BYTES: Final = 4
 _PUBLISH: Final = int(T.PUBLISH)
+_CONNECT: Final = int(T.CONNECT)
+#: (phase, side, is 5.0) -> the first bytes a packet may start with
+_FIRST_BYTES: dict[tuple[int, str, bool], frozenset[int]] = {}
 
 
 class MqttReader:
@@ -187,7 +191,16 @@ class MqttReader:
         del buf[:n]
     """
 
-    __slots__ = ("_ctx", "_failed", "_state", "_want", "max_packet_size", "side")
+    __slots__ = (
+        "_ctx",
+        "_failed",
+        "_ok",
+        "_saw_connect",
+        "_state",
+        "_want",
+        "max_packet_size",
+        "side",
+    )
 
     def __init__(
         self,
@@ -215,6 +228,10 @@ class MqttReader:
         )
         self._state = _AWAIT_CONNECT if side == "server" else _AWAIT_CONNACK
         self._failed: MqttError | None = None
+        self._saw_connect = False
+        #: first bytes acceptable now: the hot path checks a packet's type, flags,
+        #: direction and phase with one set lookup
+        self._ok = self._accepting()
 
     def __repr__(self) -> str:
         return f"<MqttReader {self.side} version={self.version} state={self._state}>"
@@ -228,6 +245,11 @@ class MqttReader:
     def connected(self) -> bool:
         """True once the CONNECT (server) or CONNACK (client) was read."""
         return self._state == _OPEN
+
+    @property
+    def connect_received(self) -> bool:
+        """True once a whole CONNECT was read, valid or not (server side)."""
+        return self._saw_connect
 
     @property
     def failed(self) -> MqttError | None:
@@ -246,9 +268,8 @@ class MqttReader:
         if not n:
             return NEED_DATA, 0
         b0 = buf[0]
-        ptype = b0 >> 4
-        if ptype != _PUBLISH or self._state != _OPEN:
-            self._check_header(b0)
+        if b0 not in self._ok:
+            raise self._fail(self._header_problem(b0) or protocol_error("unexpected packet"))
         if n < 2:
             return NEED_DATA, 0
         b1 = buf[1]
@@ -263,6 +284,9 @@ class MqttReader:
             raise self._fail(MqttLimitExceeded(f"packet of {total} bytes > {self.max_packet_size}"))
         if total > n:
             return NEED_DATA, 0
+        ptype = b0 >> 4
+        if ptype == _CONNECT:
+            self._saw_connect = True
         try:
             if ptype == _PUBLISH:
                 pkt: Packet = decode_publish(b0 & 0x0F, buf, start, total, self._ctx)
@@ -291,33 +315,44 @@ class MqttReader:
             shift += 7
         raise self._fail(malformed("Remaining Length longer than 4 bytes"))  # 2.1.4
 
-    def _check_header(self, b0: int) -> None:
-        """Refuse a first byte that cannot start a packet here (type, flags, phase)."""
+    def _accepting(self) -> frozenset[int]:
+        """The first bytes a packet may start with in the current phase (memoised)."""
+        key = (self._state, self.side, self._ctx.version == MQTT_V5)
+        ok = _FIRST_BYTES.get(key)
+        if ok is None:
+            ok = _FIRST_BYTES[key] = frozenset(
+                b0 for b0 in range(256) if self._header_problem(b0) is None
+            )
+        return ok
+
+    def _header_problem(self, b0: int) -> MqttError | None:
+        """Why a packet may not start with ``b0`` here (type, flags, phase), or None."""
         ptype = b0 >> 4
         v5 = self._ctx.version == MQTT_V5
         if ptype == 0 or (ptype == T.AUTH and not v5 and self._state == _OPEN):
-            raise self._fail(malformed(f"reserved packet type {ptype}"))  # 2.1.2
+            return malformed(f"reserved packet type {ptype}")  # 2.1.2
         t = T(ptype)
         if t is not T.PUBLISH and b0 & 0x0F != REQUIRED_FLAGS[t]:
             # [MQTT-2.1.3-1] (3.1.1: [MQTT-2.2.2-2]); PUBREL [MQTT-3.6.1-1], SUBSCRIBE
             # [MQTT-3.8.1-1], UNSUBSCRIBE [MQTT-3.10.1-1], AUTH [MQTT-3.15.1-1]
-            raise self._fail(malformed(f"{t.name} with fixed header flags {b0 & 0x0F:#x}"))
+            return malformed(f"{t.name} with fixed header flags {b0 & 0x0F:#x}")
         if self._state == _AWAIT_CONNECT:
             if t is not T.CONNECT:
-                raise self._fail(protocol_error(f"{t.name} before CONNECT"))  # [MQTT-3.1.0-1]
-            return
+                return protocol_error(f"{t.name} before CONNECT")  # [MQTT-3.1.0-1]
+            return None
         if self._state == _AWAIT_CONNACK:
             if t is not T.CONNACK and not (t is T.AUTH and v5):
-                raise self._fail(protocol_error(f"{t.name} before CONNACK"))  # [MQTT-3.2.0-1]
-            return
+                return protocol_error(f"{t.name} before CONNACK")  # [MQTT-3.2.0-1]
+            return None
         if t not in (_TO_SERVER if self.side == "server" else _TO_CLIENT):
-            raise self._fail(protocol_error(f"{t.name} sent to the {self.side}"))
+            return protocol_error(f"{t.name} sent to the {self.side}")
         if t is T.CONNECT:
-            raise self._fail(protocol_error("second CONNECT"))  # [MQTT-3.1.0-2]
+            return protocol_error("second CONNECT")  # [MQTT-3.1.0-2]
         if t is T.CONNACK:
-            raise self._fail(protocol_error("second CONNACK"))  # [MQTT-3.2.0-2]
+            return protocol_error("second CONNACK")  # [MQTT-3.2.0-2]
         if t is T.DISCONNECT and not v5 and self.side == "client":
-            raise self._fail(protocol_error("DISCONNECT from a 3.1.1 server"))  # 3.14 (3.1.1)
+            return protocol_error("DISCONNECT from a 3.1.1 server")  # 3.14 (3.1.1)
+        return None
 
     def _opened(self, pkt: Packet) -> None:
         """CONNECT (server) or CONNACK (client) was read: the connection is open."""
@@ -332,6 +367,7 @@ class MqttReader:
             self._state = _OPEN
         elif isinstance(pkt, Connack):
             self._state = _OPEN
+        self._ok = self._accepting()
 
     def _fail(self, exc: MqttError) -> MqttError:
         if self._failed is None:
@@ -353,7 +389,7 @@ def error_reply(err: MqttError, reader: MqttReader, connack_sent: bool = True) -
     version = reader.version
     code = err.reason_code
     if reader.side == "server" and not reader.connected:
-        if version is None:
+        if version is None or not reader.connect_received:
             return b""  # not even a CONNECT: nothing MQTT to answer in
         if version == MQTT_V311 and code not in (
             ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,

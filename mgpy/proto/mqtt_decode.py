@@ -304,10 +304,14 @@ def _ack(
     valid = VALID_REASONS[cls.TYPE]
 
     def decode(flags: int, buf: Buffer, pos: int, end: int, ctx: DecodeContext) -> Packet:
+        if end - pos == 2:  # the common short form: 3.4.2.1, no reason code means 0x00
+            pid = (buf[pos] << 8) | buf[pos + 1]
+            if pid:
+                return cls(pid)
         pid = _pid(buf, pos, end)
         pos += 2
         if pos == end:
-            return cls(pid)  # 3.4.2.1: no reason code means 0x00 Success
+            return cls(pid)
         if ctx.version != MQTT_V5:
             raise malformed(f"{cls.TYPE.name} longer than 2 bytes")
         code = buf[pos]

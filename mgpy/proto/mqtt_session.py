@@ -100,7 +100,7 @@ class QueueFull(Error):
     """More QoS 1/2 messages are waiting than ``max_queued`` allows (mosquitto drops them)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class PublishDone:
     """Our QoS 1/2 PUBLISH is finished: acknowledged (``reason_code`` < 0x80) or refused."""
 
@@ -443,4 +443,5 @@ class Session:
         del self._out[pid]
         if state == WAIT_PUBCOMP:
             reason = f.reason  # the receiver owns the message since its PUBREC
-        return PublishDone(pid, ReasonCode(reason), f.message, f.qos), self._fill()
+        code = reason if type(reason) is ReasonCode else ReasonCode(reason)
+        return PublishDone(pid, code, f.message, f.qos), self._fill() if self._queue else b""

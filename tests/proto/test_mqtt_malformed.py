@@ -464,6 +464,8 @@ class TestErrorReply:
     def test_no_connect_at_all_just_closes(self) -> None:
         r = MqttReader(side="server")
         assert error_reply(self.fail(r, b"\xc0\x00"), r) == b""
+        r = MqttReader(MQTT_V5, side="server")  # even when the version is known
+        assert error_reply(self.fail(r, b"\xc0\x00"), r) == b""
 
     def test_5_0_after_connack_gets_a_disconnect(self) -> None:
         r = MqttReader(side="server")
