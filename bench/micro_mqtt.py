@@ -105,18 +105,13 @@ def run(quick: bool) -> list[tuple[str, float]]:
     big = _index(1000)
     out.append(("match, 100 subscribers, cached", _best(lambda: small.match(TOPIC), 500_000 // k)))
 
-    def uncached() -> object:
-        big._cache.clear()
-        return big.match(TOPIC)
-
-    out.append(("match, 100 subs + 2000 filters, uncached", _best(uncached, 50_000 // k)))
     topics = [f"devices/{i}/x/state" for i in range(5000)]
     it = iter(range(10**9))
 
     def distinct() -> object:
         return big.match(topics[next(it) % 5000])
 
-    out.append(("match, 5000 distinct topics round robin", _best(distinct, 50_000 // k)))
+    out.append(("match, 2000 filters, 5000 topics (cache misses)", _best(distinct, 50_000 // k)))
 
     s = Session("server", max_inflight=0)
     s.connection_made()
@@ -149,15 +144,18 @@ def run(quick: bool) -> list[tuple[str, float]]:
             sinks.append(msg.encode(MQTT_V5))
         sinks.clear()
 
+    pid_at = 2 + 2 + len(TOPIC)  # type byte, 1-byte length, topic: then the packet id
+    sent: list[tuple[Session, bytes]] = []
+
     def fanout_qos1() -> None:
         pkt, _ = r5.next_event(wire1)
         msg = PublishTemplate(pkt.topic, pkt.payload, pkt.properties)  # type: ignore[union-attr]
         for sub, opts in small.match(pkt.topic).items():  # type: ignore[union-attr]
-            sinks.append(sessions[sub].publish(msg, opts.qos))
-        sinks.clear()
-        for ss in sessions:  # the subscribers' PUBACKs
-            for pid in list(ss._out):
-                ss.receive(PubAck(pid))
+            ss = sessions[sub]
+            sent.append((ss, ss.publish(msg, opts.qos)))
+        for ss, data in sent:  # the subscribers' PUBACKs
+            ss.receive(PubAck((data[pid_at] << 8) | data[pid_at + 1]))
+        sent.clear()
 
     n = 2_000 // k
     out.append((f"fan-out QoS 0 to {SUBSCRIBERS}: per message in", _best(fanout_qos0, n)))
