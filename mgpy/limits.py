@@ -4,12 +4,15 @@
 ``connect*`` calls take ``limits=`` to override them per listener or
 connection (``dataclasses.replace(mgr.limits, max_body=...)``).  Each default
 names its precedent.  Sizes are bytes, times are seconds; a timeout of 0
-disables it.
+disables it.  Every field is checked when a ``Limits`` is made: a wrong type, NaN, an
+infinity, a negative number, or 0 for a size where 0 means nothing could work, raises
+``TypeError``/``ValueError`` at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 __all__ = ["Limits"]
 
@@ -95,11 +98,54 @@ class Limits:
     part_data_size: int = 64 * KiB
 
     def __post_init__(self) -> None:
-        if self.ws_slow_policy not in ("close", "drop"):
-            raise ValueError("ws_slow_policy must be 'close' or 'drop'")
-        if self.send_low_water > self.send_high_water:
-            raise ValueError("send_low_water must not exceed send_high_water")
         for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
-                raise ValueError(f"Limits.{f.name} must be >= 0")
+            _check_field(f.name, f.type, getattr(self, f.name))
+        if self.ws_slow_policy not in ("close", "drop"):
+            raise ValueError("Limits.ws_slow_policy must be 'close' or 'drop'")
+        if self.send_low_water > self.send_high_water:
+            raise ValueError("Limits.send_low_water must not exceed send_high_water")
+
+
+#: sizes and counts that must be at least 1: with 0 nothing could ever be read, sent or
+#: parsed (recv_size=0 would end every connection at its first read)
+_AT_LEAST_ONE = frozenset(
+    (
+        "recv_size",
+        "max_recv_buffer",
+        "max_send_buffer",
+        "send_high_water",
+        "max_udp_peers",
+        "max_request_line",
+        "max_header_line",
+        "max_headers_size",
+        "max_header_count",
+        "max_chunk_line",
+        "ws_max_message",
+        "ws_max_fragments",
+        "max_parts",
+        "max_part_headers",
+        "part_data_size",
+    )
+)
+
+
+def _check_field(name: str, kind: object, value: object) -> None:
+    """Refuse a value of the wrong type, NaN, an infinity, a negative or a meaningless 0."""
+    kind = getattr(kind, "__name__", kind)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"Limits.{name} must be an int, got {type(value).__name__}")
+        if value < (1 if name in _AT_LEAST_ONE else 0):
+            low = "1" if name in _AT_LEAST_ONE else "0"
+            raise ValueError(f"Limits.{name} must be >= {low}, got {value}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"Limits.{name} must be a number of seconds, got {type(value).__name__}"
+            )
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(
+                f"Limits.{name} must be a finite number >= 0 (0 disables it), got {value!r}"
+            )
+    elif kind == "str" and not isinstance(value, str):
+        raise TypeError(f"Limits.{name} must be a str, got {type(value).__name__}")

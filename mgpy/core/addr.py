@@ -105,7 +105,8 @@ def parse_addr(spec: str, default_scheme: str = "tcp", need_host: bool = False) 
     elif ":" in s:
         raise Error(f"bad address {spec!r}: put IPv6 addresses in brackets, e.g. [::1]:8000")
     if port_s:
-        if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        # ASCII digits only: str.isdigit() accepts "²" (int() then fails) and "٣" (= 3)
+        if not (port_s.isascii() and port_s.isdigit()) or not 0 <= int(port_s) <= 65535:
             raise Error(f"bad port {port_s!r} in address {spec!r}")
         port = int(port_s)
     elif scheme in _DEFAULT_PORTS:

@@ -88,6 +88,8 @@ _ACCEPT_BATCH = 64
 _PUMP_BUDGET = 4 * 1024 * 1024
 #: largest datagram: a UDP read into less room than this could truncate one
 _DGRAM_MAX = 65536
+#: poll(timeout_ms) at or above this waits until the next timer or I/O (``inf`` works)
+_FOREVER_MS = 1e12
 #: stale timer-heap entries tolerated before the heap is rebuilt without them
 _HEAP_SLACK = 256
 
@@ -430,6 +432,8 @@ class Manager(Dialer):
         Not re-entrant: called from an event handler it raises ``mgpy.Error``.
         """
         self._check_open()
+        if timeout_ms != timeout_ms or isinstance(timeout_ms, bool):  # NaN, or a bool
+            raise ValueError(f"poll() timeout must be a number of milliseconds, got {timeout_ms!r}")
         if self._polling:
             raise Error(
                 "Manager.poll() re-entered: it was called from an event handler (or a second "
@@ -445,12 +449,16 @@ class Manager(Dialer):
         dirty = self._dirty
         if dirty:
             self._flush_dirty()
+        timeout: float | None
         if self._soon or self._posted or dirty:
             timeout = 0.0
         else:
-            timeout = max(0.0, timeout_ms / 1000.0)
+            timeout = timeout_ms / 1000.0 if timeout_ms < _FOREVER_MS else None
             if self._heap:
-                timeout = min(timeout, max(0.0, self._heap[0][0] - time.monotonic()))
+                nxt = max(0.0, self._heap[0][0] - time.monotonic())
+                timeout = nxt if timeout is None or nxt < timeout else timeout
+            if timeout is not None and timeout < 0.0:
+                timeout = 0.0
         ready = self._sel.select(timeout)
         self.monotonic = mono = time.monotonic()
         for key, mask in ready:

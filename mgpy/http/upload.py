@@ -1,7 +1,7 @@
 """Saving uploaded files to disk: ``file_upload_handler`` (mongoose's mg_file_upload_handler).
 
 Strategy.  The returned handler consumes the streaming multipart events
-(``mgpy.net.formdata``) of one request at a time per connection:
+(``mgpy.http.multipart``) of one request at a time per connection:
 
     HTTP_MULTIPART_REQUEST      start a per-request record (files saved, bytes so far)
     HTTP_PART_BEGIN             a part with a file name: sanitise the name, ask

@@ -78,6 +78,7 @@ def ws_start(c: Connection, h: Handler, side: str) -> WsState:
         "server" if side == "server" else "client",
         max_message=lim.ws_max_message,
         defrag=not c.flags & _NO_DEFRAG,
+        max_fragments=lim.ws_max_fragments,
     )
     st = WsState(ws, h, side != "server")
     c.proto_data = st
