@@ -61,6 +61,31 @@ def printf_http_chunk(c: Connection, fmt: str, *args: object) -> None:
     send_http_chunk(c, fmt % args if args else fmt)
 
 
+def send(c: Connection, data: bytes | bytearray | memoryview | str) -> int:
+    """Queue ``data`` on ``c`` (mongoose's mg_send); ``c.send(data)``."""
+    return c.send(data)
+
+
+def printf(c: Connection, fmt: str, *args: object) -> int:
+    """Queue ``fmt % args`` on ``c`` (mongoose's mg_printf); ``c.printf(fmt, *args)``."""
+    return c.printf(fmt, *args)
+
+
+def set_timer(c: Connection, when: float) -> float:
+    """Deliver TIMER at wall-clock ``when`` (mongoose's mg_set_timer); ``c.set_timer(when)``."""
+    return c.set_timer(when)
+
+
+def bind(mgr: Manager, addr: str | int, handler: Handler, **kw: object) -> Connection:
+    """``mgr.bind(addr, handler, ...)`` as a function (mongoose's mg_bind)."""
+    return mgr.bind(addr, handler, **kw)  # type: ignore[arg-type]
+
+
+def connect(mgr: Manager, addr: str, handler: Handler, **kw: object) -> Connection:
+    """``mgr.connect(addr, handler, ...)`` as a function (mongoose's mg_connect)."""
+    return mgr.connect(addr, handler, **kw)  # type: ignore[arg-type]
+
+
 def connect_http(mgr: Manager, url: str, handler: Handler, **kw: object) -> Connection:
     """``mgr.connect_http(url, handler, ...)`` as a function (mongoose's mg_connect_http)."""
     return mgr.connect_http(url, handler, **kw)  # type: ignore[arg-type]
@@ -100,7 +125,9 @@ __all__ = [
     "WsMessage",
     "WsProtocol",
     "__version__",
+    "bind",
     "check_digest_auth",
+    "connect",
     "connect_http",
     "connect_ws",
     "create_digest_auth_header",
@@ -112,9 +139,11 @@ __all__ = [
     "http_reply",
     "http_send_error",
     "http_send_redirect",
+    "printf",
     "printf_http_chunk",
     "printf_websocket_frame",
     "register_http_endpoint",
+    "send",
     "send_basic_auth_request",
     "send_digest_auth_request",
     "send_head",
@@ -123,6 +152,7 @@ __all__ = [
     "serve_file",
     "serve_http",
     "set_protocol_http_websocket",
+    "set_timer",
     "tls_info",
     "url_decode",
     "url_encode",

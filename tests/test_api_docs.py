@@ -34,3 +34,30 @@ def test_all_lists_what_the_design_promises() -> None:
     assert sorted(set(promised) - set(mgpy.__all__)) == []
     for name in mgpy.__all__:
         assert hasattr(mgpy, name), name
+
+
+#: Connection methods that mirror a mongoose function: each also exists as ``mgpy.<name>(c, ...)``
+MONGOOSE_METHODS = [
+    "send",
+    "printf",
+    "set_timer",
+    "set_protocol_http_websocket",
+    "send_head",
+    "send_http_chunk",
+    "printf_http_chunk",
+    "send_websocket_frame",
+    "printf_websocket_frame",
+    "ws_close",
+]
+
+
+def test_every_mongoose_style_method_is_also_a_function() -> None:
+    for name in MONGOOSE_METHODS:
+        assert callable(getattr(mgpy.Connection, name)), name
+        fn = getattr(mgpy, name)
+        assert callable(fn) and name in mgpy.__all__, name
+        params = list(inspect.signature(fn).parameters)
+        assert params[0] == "c", f"mgpy.{name} takes the connection first"
+    for name in ("bind", "connect", "connect_http", "connect_ws"):
+        assert callable(getattr(mgpy.Manager, name)) and name in mgpy.__all__, name
+        assert next(iter(inspect.signature(getattr(mgpy, name)).parameters)) == "mgr"
