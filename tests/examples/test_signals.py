@@ -36,6 +36,7 @@ SERVERS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "sensor_feed.py": (lambda d: ["--period", "0.05"], URL),
     "upload_server.py": (lambda d: ["--dir", str(d / "up")], URL),
     "websocket_chat.py": (lambda d: [], URL),
+    "tcp_chat.py": (lambda d: [], r"tcp://127\.0\.0\.1:(\d+)"),
 }
 
 
