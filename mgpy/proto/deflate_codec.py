@@ -162,9 +162,10 @@ class PerMessageDeflate:
         d = self._decomp
         if d is None:
             d = zlib.decompressobj(-self._dbits)
-        out = _inflate(d, payload + TAIL, budget)
+        out = _inflate(d, payload, budget)
+        end = _inflate(d, TAIL, budget - len(out))  # no copy of the payload to append it
         self._decomp = d if self._keep_d and not d.eof else None
-        return out
+        return out + end if end else out
 
     def release(self) -> None:
         """Drop every zlib object (the connection is closed or failed)."""

@@ -39,7 +39,9 @@ def one_byte_flood(count: int) -> bytes:
     return first + middle * (count - 2) + last
 
 
-def feed_like_the_glue(p: WsProtocol, data: bytes, chunk: int = 256 * 1024) -> tuple[list, object]:
+def feed_like_the_glue(
+    p: WsProtocol, data: bytes, chunk: int = 256 * 1024
+) -> tuple[list[tuple[int, bytes]], Exception | None]:
     """Feed ``data`` in recv-sized chunks; return (events, error)."""
     return drive(p, (data[i : i + chunk] for i in range(0, len(data), chunk)))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import zlib
 from collections.abc import Iterable
 
 from mgpy.errors import ProtocolError
@@ -139,3 +140,16 @@ def receive(side: str, data: bytes, *, trailing: bool = True, **kw: object) -> R
     for other in results[1:]:
         assert other.key() == first.key()
     return first
+
+
+def deflated(data: bytes, bits: int = 15, level: int = 6) -> bytes:
+    """Raw DEFLATE of a whole message as RFC 7692 7.2.1 sends it (sync flush, tail removed)."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -max(bits, 9))
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def inflated(payload: bytes, bits: int = 15) -> bytes:
+    """The reference decoder of RFC 7692 7.2.2 (append the tail, inflate)."""
+    return zlib.decompressobj(-bits).decompress(payload + b"\x00\x00\xff\xff")
