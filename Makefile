@@ -23,7 +23,7 @@ help:
 	@echo "make run        serve the dashboard (web_root/) on http://$(HOST):$(PORT) with WebSocket push"
 	@echo "make test       run the test suite (sets up .venv and system test peers on first use)"
 	@echo "make test-pure  the core and WebSocket tests again with MGPY_NO_EXTENSIONS=1 (no C speedups)"
-	@echo "make lint       ruff + mypy --strict"
+	@echo "make lint       ruff, mypy --strict, import-linter layers, no core internals outside core"
 	@echo "make bench      benchmarks against aiohttp, uvicorn, websockets, nginx (prints ratios)"
 	@echo "make autobahn   Autobahn WebSocket conformance, server and client modes"
 
@@ -84,9 +84,11 @@ test-pure: $(TEST_STAMP)
 	MGPY_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q $(PURE_TESTS)
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check mgpy tests examples bench
+	$(BIN)/ruff check mgpy tests examples bench tools
 	$(BIN)/ruff format --check mgpy tests examples
 	$(BIN)/mypy --strict mgpy
+	$(BIN)/lint-imports
+	$(BIN)/python tools/check_private.py
 
 # mgpy side by side with aiohttp, uvicorn, websockets and nginx; prints ratios and targets
 bench: $(STAMP)
