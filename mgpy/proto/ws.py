@@ -639,6 +639,13 @@ class WsProtocol:
 
     def _send_other(self, op: int, data: bytes) -> bytes:
         """send() for everything but an uncompressed unfragmented data message."""
+        pmd = self._pmd
+        if pmd is not None and (op == 1 or op == 2) and not self._send_frag and self.state == OPEN:
+            if len(data) >= pmd.params.threshold:
+                z = pmd.compress(data)  # None: it did not shrink
+                if z is not None:
+                    return self._frame(0xC0 | op, z)  # RFC 7692 6: RSV1, compressed
+            return self._frame(0x80 | op, data)
         opcode = op & ~WS_DONT_FIN
         fin = 0 if op & WS_DONT_FIN else 0x80
         if opcode not in _VALID_SEND_OPS:
@@ -669,12 +676,7 @@ class WsProtocol:
         else:
             if self._send_frag:
                 raise LocalProtocolError("previous fragmented message is not finished")
-            pmd = self._pmd
-            if fin:
-                z = None if pmd is None else pmd.compress(data)
-                if z is not None:
-                    return self._frame(0xC0 | opcode, z)  # RFC 7692 6: RSV1, compressed
-            else:
+            if not fin:
                 self._send_frag = opcode
                 self._fast_send = False
                 self._send_z = pmd is not None  # fragments: always compressed, size unknown
