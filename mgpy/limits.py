@@ -97,6 +97,41 @@ class Limits:
     #: largest HTTP_PART_DATA payload delivered at once
     part_data_size: int = 64 * KiB
 
+    # --- MQTT ------------------------------------------------------------------
+    #: largest MQTT packet accepted, fixed header included; larger -> 0x95 and close
+    #: (EMQX max_packet_size 1 MiB; mosquitto has no cap by default)
+    mqtt_max_packet_size: int = 1 * MiB
+    #: longest topic name or filter in bytes (mosquitto: the 16-bit string length)
+    mqtt_max_topic_length: int = 65535
+    #: most topic levels (mosquitto TOPIC_HIERARCHY_LIMIT: 200 "/", CVE-2019-11779)
+    mqtt_max_topic_levels: int = 201
+    #: QoS 1/2 messages in flight per direction and session (mosquitto max_inflight_messages)
+    mqtt_max_inflight: int = 20
+    #: QoS 1/2 messages queued per session beyond the in-flight ones (mosquitto
+    #: max_queued_messages); more -> the slow-consumer policy
+    mqtt_max_queued: int = 1000
+    #: Topic Aliases a peer may set towards us, MQTT 5.0 (mosquitto max_topic_alias)
+    mqtt_topic_alias_maximum: int = 10
+    #: keepalive a client asks for, whole seconds (paho-mqtt and mosquitto_pub: 60)
+    mqtt_keepalive: int = 60
+    #: a broker closes a connection that sent no CONNECT within this; a client gives up
+    #: waiting for the CONNACK after it (EMQX idle_timeout 15 s)
+    mqtt_connect_timeout: float = 15.0
+    #: bytes queued to one broker client beyond which a message meets the slow-consumer
+    #: policy (as ws_send_queue)
+    mqtt_send_queue: int = 4 * MiB
+    #: what a slow broker client gets: "close" (DISCONNECT 0x97, then close) or "drop"
+    #: (the message is dropped and counted), as ws_slow_policy
+    mqtt_slow_policy: str = "close"
+    #: subscriptions per session; more -> SUBACK 0x97 Quota exceeded (AWS IoT Core allows 50)
+    mqtt_max_subscriptions: int = 1000
+    #: sessions a broker keeps (connected and persistent offline ones); a new client beyond
+    #: it gets CONNACK 0x97 Quota exceeded (mosquitto max_connections; unlimited by default)
+    mqtt_max_sessions: int = 10000
+    #: retained messages a broker keeps; a new retained topic beyond it is not retained
+    #: (mosquitto has no cap; HiveMQ's retained-messages limit is per deployment)
+    mqtt_max_retained: int = 10000
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_field(f.name, f.type, getattr(self, f.name))
