@@ -25,9 +25,12 @@ the head is valid (token names, no space before the colon, no obs-fold,
 no CTL, no bare CR or LF) iff there is one match per line.  The few fields
 that decide framing are then picked out through a memo of field names.
 While a head is incomplete only the new bytes are scanned (bare CR/LF,
-line lengths, line count), so a head arriving byte by byte costs O(n) and
-an oversized head is refused as soon as a limit is passed.  Bodies are
-handed out as they arrive, so a large body needs no more memory than a read.
+line lengths, line count: ``HeadScan``), so a head arriving byte by byte
+costs O(n) and an oversized head is refused as soon as a limit is passed.
+A complete head that may break a limit is scanned the same way, so a head
+that breaks several rules gets one status however it was split into reads:
+that of the violation whose trigger byte comes first.  Bodies are handed
+out as they arrive, so a large body needs no more memory than a read.
 
 Bytes processed but not yet reported (empty lines before a request, 1xx
 responses, chunk-size lines and chunk CRLFs) are kept in ``_skip`` and
@@ -37,8 +40,13 @@ counted in ``consumed`` of the next event; positions remembered across a
 Refused (request smuggling is the threat model, RFC 9112 11.2): bare CR or
 LF, obs-fold, whitespace before a colon, CTLs, non-token methods and names,
 missing/duplicate/invalid Host, CL with TE, malformed or conflicting
-Content-Length, any transfer coding but one ``chunked`` (501), TE in
-HTTP/1.0, malformed chunk lines, versions other than 1.0/1.1 (505).
+Content-Length, a Transfer-Encoding whose final coding is not ``chunked``
+(400) or that applies another coding first (``gzip, chunked``: 501), TE in
+HTTP/1.0, CONNECT with CL or TE, malformed chunk lines, more than
+``_MAX_CHUNK_EXT`` chunk-extension bytes in one message, versions other than
+1.0/1.1 (505).  A response (client side) is read as RFC 9112 tells a user
+agent: obs-fold is replaced by a space, and a Transfer-Encoding whose final
+coding is not ``chunked`` means the body runs until the server closes.
 """
 
 from __future__ import annotations
@@ -58,7 +66,8 @@ from .http1_grammar import (
     _NAME_KIND,
     _REQUEST_LINE,
     _STATUS_LINE,
-    _TCHAR_B,
+    TE_UNFRAMED,
+    HeadScan,
     _check_host,
     _content_length,
     _fields_ows,
@@ -67,6 +76,8 @@ from .http1_grammar import (
     _name_kind,
     _other_target,
     _request_framing,
+    transfer_framing,
+    unfold,
 )
 from .http1_write import (  # the serializer, re-exported
     check_header,
@@ -98,6 +109,9 @@ END: Final[object] = Sentinel("END")
 _MAX_EMPTY_LINES = 8
 #: pieces of body at least this large are copied out through a memoryview (one copy, not two)
 _BIG_COPY = 2048
+#: chunk-extension bytes allowed per message (Node.js after CVE-2024-22019: 16 KiB);
+#: mgpy ignores extensions, so more only costs parsing
+_MAX_CHUNK_EXT = 16 * 1024
 
 _HEAD = 0
 _BODY_CL = 1
@@ -151,11 +165,10 @@ class HttpReader:
         "_client",
         "_dead",
         "_empty_lines",
+        "_ext",
         "_hfind",
         "_hint",
-        "_hscan",
         "_interim",
-        "_lstart",
         "_max_chunk_line",
         "_max_header_count",
         "_max_header_line",
@@ -163,9 +176,9 @@ class HttpReader:
         "_max_request_line",
         "_memo",
         "_method",
-        "_nlines",
         "_partial",
         "_remaining",
+        "_scan",
         "_skip",
         "_small_head",
         "_state",
@@ -201,11 +214,10 @@ class HttpReader:
         self._method = "GET"
         self._interim = False  # client: a 1xx was skipped for the pending response
         self._empty_lines = 0
-        self._partial = False  # the incremental head scan below is in use
+        self._partial = False  # the incremental head scan (_scan) is in use
         self._hfind = 0  # where to resume find(CRLFCRLF)
-        self._hscan = 0  # bytes before this were checked for bare CR/LF and CRLFs
-        self._lstart = 0  # start of the current, incomplete head line
-        self._nlines = 0  # complete head lines so far
+        self._scan: HeadScan | None = None  # wire-order checks of a head, made when needed
+        self._ext = 0  # chunk-extension bytes of the current message
 
     def expect_response(self, method: str) -> None:
         """Tell a client-side reader the method of the request the next response answers."""
@@ -273,10 +285,12 @@ class HttpReader:
                 or rl + 2 > self._max_request_line
                 or nl - 2 > self._max_header_count
             ):
-                self._check_head_limits(raw, rl, nl)
+                # a limit may be broken: find the first violation in wire order, so the
+                # status is the one the same bytes give when they arrive one by one
+                self._scanner().feed(raw, 0, len(raw), complete=True)
             if self._partial:
                 self._partial = False
-                self._hfind = self._hscan = self._lstart = self._nlines = 0
+                self._hfind = 0
             if not self._client:
                 return self._request(raw, rl, nl), hend
             hm = self._response(raw, rl, nl)
@@ -299,11 +313,11 @@ class HttpReader:
                 raise RemoteProtocolError("too many empty lines before the request line")
         self._skip = base
         self._partial = False
-        self._hfind = self._hscan = self._lstart = self._nlines = 0
+        self._hfind = 0
         return base
 
     def _head_incomplete(self, buf: bytes | bytearray, base: int, eof: bool) -> tuple[object, int]:
-        """No CRLFCRLF yet: check the new bytes against the limits, then wait."""
+        """No CRLFCRLF yet: check the new bytes in wire order (``HeadScan``), then wait."""
         if buf.startswith(b"\r\n", base):
             base = self._skip_empty_lines(buf, base)
         n = len(buf)
@@ -311,75 +325,27 @@ class HttpReader:
             if n == base and not self._interim:
                 return NEED_DATA, 0
             raise _incomplete()
-        if not self._partial:
+        scan = self._scan
+        if not self._partial or scan is None:
             self._partial = True
-            self._hscan = self._lstart = base
-            self._nlines = 0
-        pos = self._hscan
-        # RFC 9112 2.2: CRLF is the only line terminator; refuse bare CR/LF now.
-        if _BARE_CR_LF.search(buf, pos) is not None:
-            raise RemoteProtocolError("bare CR or LF in head")
-        lstart = self._lstart
-        nlines = self._nlines
-        while True:
-            i = buf.find(b"\r\n", pos)
-            if i < 0:
-                break
-            length = i + 2 - lstart
-            if nlines == 0:
-                if length > self._max_request_line:
-                    raise LimitExceeded("request line too long", 414)
-                self._check_start_line(buf[lstart : i + 2].decode("latin-1"))
-            elif length > self._max_header_line:
-                raise LimitExceeded("header line too long", 431)
-            elif nlines > self._max_header_count:
-                raise LimitExceeded("too many header lines", 431)
-            nlines += 1
-            lstart = pos = i + 2
-        self._lstart = lstart
-        self._nlines = nlines
-        self._hscan = n - 1 if n > lstart and buf[n - 1] == 13 else n
+            scan = self._scanner(base)
+        scan.feed(buf, base, n)
         self._hfind = n - 3 if n - 3 > base else base
-        partial = n - lstart
-        if nlines == 0:
-            if partial >= self._max_request_line:
-                raise LimitExceeded("request line too long", 414)
-            # refuse garbage (say a TLS ClientHello) at once, not at a limit or timeout
-            if partial > 1 or (partial == 1 and buf[lstart] != 13):
-                if self._client:
-                    if not b"HTTP/".startswith(bytes(buf[lstart : lstart + 5])):
-                        raise RemoteProtocolError("status line does not start with HTTP/")
-                elif _TCHAR_B.match(buf, lstart) is None:
-                    raise RemoteProtocolError("request line does not start with a method")
-        elif partial >= self._max_header_line:
-            raise LimitExceeded("header line too long", 431)
-        if n - base >= self._max_headers_size:
-            raise LimitExceeded("head too large", 431)
         return NEED_DATA, 0
 
-    def _check_start_line(self, line: str) -> None:
-        """Validate a request/status line (with its CRLF) before the head completes."""
-        m = (_STATUS_LINE if self._client else _REQUEST_LINE).fullmatch(line)
-        if m is None:
-            raise RemoteProtocolError("malformed start line")
-        if m.group(1 if self._client else 3) not in ("1.1", "1.0"):
-            raise RemoteProtocolError("unsupported HTTP version", 505)
-
-    def _check_head_limits(self, raw: bytes, rl: int, nl: int) -> None:
-        if rl + 2 > self._max_request_line:
-            raise LimitExceeded("request line too long", 414)
-        if len(raw) > self._max_headers_size:
-            raise LimitExceeded("head too large", 431)
-        if nl - 2 > self._max_header_count:
-            raise LimitExceeded("too many header lines", 431)
-        pos = rl + 2
-        while True:
-            e = raw.find(b"\r\n", pos)
-            if e <= pos:
-                return
-            if e + 2 - pos > self._max_header_line:
-                raise LimitExceeded("header line too long", 431)
-            pos = e + 2
+    def _scanner(self, base: int = 0) -> HeadScan:
+        """The head scanner, reset to a head starting at ``base``."""
+        scan = self._scan
+        if scan is None:
+            scan = self._scan = HeadScan(
+                self._max_request_line,
+                self._max_header_line,
+                self._max_headers_size,
+                self._max_header_count,
+                self._client,
+            )
+        scan.reset(base)
+        return scan
 
     def _request(self, raw: bytes, rl: int, nl: int) -> HttpMessage:
         text = raw.decode("latin-1")
@@ -425,7 +391,7 @@ class HttpReader:
         if hosts and host not in _GOOD_HOSTS:
             _check_host(host)
         if other is not None:
-            keep_alive, clen, chunked, upgrade, expect = _request_framing(other, http11)
+            keep_alive, clen, chunked, upgrade, expect = _request_framing(other, http11, method)
         if target[0] == "/" and method != "CONNECT":
             path, _, query = target.partition("?")
         else:
@@ -472,6 +438,7 @@ class HttpReader:
         hm.expect_continue = expect
         if chunked:
             self._state = _CHUNK_SIZE
+            self._ext = 0
             self.in_body = True
         elif clen:
             self._state = _BODY_CL
@@ -479,7 +446,7 @@ class HttpReader:
             self.in_body = True
         if self._partial:
             self._partial = False
-            self._hfind = self._hscan = self._lstart = self._nlines = 0
+            self._hfind = 0
         return hm
 
     def _response(self, raw: bytes, rl: int, nl: int) -> HttpMessage | None:
@@ -492,7 +459,8 @@ class HttpReader:
             raise RemoteProtocolError("unsupported HTTP version", 505)
         headers = _FIELD.findall(text, rl)
         if len(headers) != nl - 2:
-            headers = _fields_ows(text, rl, nl, True)
+            text, folds = unfold(text, rl)  # RFC 9112 5.2: a user agent MUST unfold
+            headers = _fields_ows(text, rl, nl - folds, True)
         code = int(code_s)
         # RFC 9110 15: valid status codes are 100..599
         if not 100 <= code <= 599:
@@ -537,11 +505,18 @@ class HttpReader:
                 raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 response")
             if cls is not None:
                 raise RemoteProtocolError("both Content-Length and Transfer-Encoding")
-            if _list_tokens(tes) != ["chunked"]:
-                raise RemoteProtocolError("unsupported Transfer-Encoding", 501)
-            hm.chunked = True
             hm.content_length = -1
-            self._state = _CHUNK_SIZE
+            if transfer_framing(tes) == TE_UNFRAMED:
+                # RFC 9112 6.3 (4): chunked is not the final coding of a response: the
+                # body is everything until the server closes
+                hm.keep_alive = False
+                self._state = _UNTIL_EOF
+            else:
+                # chunked framing; codings applied before it (gzip, chunked) stay on the
+                # body, as Transfer-Encoding says
+                hm.chunked = True
+                self._state = _CHUNK_SIZE
+                self._ext = 0
         elif cls is not None:
             clen = _content_length(cls)
             hm.content_length = clen
@@ -642,6 +617,12 @@ class HttpReader:
                     raise RemoteProtocolError("malformed chunk line")
             if m.end() - pos > max_line:
                 raise LimitExceeded("chunk line too long", 400)
+            ext = m.end() - m.end(1) - 2
+            if ext:
+                # per message, not only per line (Go CVE-2023-39326, Node CVE-2024-22019)
+                self._ext += ext
+                if self._ext > _MAX_CHUNK_EXT:
+                    raise LimitExceeded("chunk extensions too large", 400)
             size = int(m.group(1), 16)
             pos = m.end()
             self._hint = 0
