@@ -5,11 +5,19 @@ from __future__ import annotations
 import random
 
 import pytest
+from websockets.exceptions import NegotiationError
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    enable_client_permessage_deflate,
+    enable_server_permessage_deflate,
+)
 from websockets.frames import Frame, Opcode
+from websockets.headers import build_extension, parse_extension
 from websockets.protocol import Protocol, Side, State
 
 from mgpy.events import WS_DONT_FIN, WS_OP_BINARY, WS_OP_CONTINUE, WS_OP_PING, WS_OP_TEXT
-from mgpy.proto.ws import CLOSED, CLOSING, WsProtocol
+from mgpy.proto import deflate
+from mgpy.proto.ws import CLOSED, CLOSING, WsProtocol, broadcast_frame
 from tests.proto.ws_helpers import drive
 
 SIZES = [0, 1, 32, 125, 126, 65535, 65536, 300_000]
@@ -106,3 +114,67 @@ class TestWithWebsockets:
                 out += me.send(op, rnd.randbytes(rnd.randrange(126)))
         their_frames(peer, bytes(out))
         assert peer.parser_exc is None and peer.state is State.OPEN
+
+
+JSON = b'{"cpu": 12.5, "rss": 25600000, "conns": 10234, "name": "dashboard"}' * 10
+
+
+def _their_server_accepts(offer_value: str) -> tuple[str, PerMessageDeflate]:
+    """websockets' server factory (its defaults) answers our offer; return (header, ext)."""
+    factory = enable_server_permessage_deflate(None)[0]
+    for name, params in parse_extension(offer_value):
+        if name != factory.name:
+            continue
+        try:
+            response, ext = factory.process_request_params(params, [])
+        except NegotiationError:
+            continue  # declined: the next offer (RFC 7692 7.1.3)
+        assert isinstance(ext, PerMessageDeflate)
+        return build_extension([(factory.name, response)]), ext
+    raise AssertionError("websockets declined every offer")
+
+
+class TestPermessageDeflateWithWebsockets:
+    """RFC 7692 against websockets' negotiation and codec (its compression defaults)."""
+
+    def test_our_client_with_their_server(self) -> None:
+        header, ext = _their_server_accepts(deflate.offer(deflate.DeflateOptions()))
+        params = deflate.accept([header], deflate.DeflateOptions())
+        assert params is not None and params.server_no_context_takeover
+        me = WsProtocol("client", deflate=params)
+        peer = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
+        peer.extensions = [ext]  # what its handshake would have set
+        for msg in (JSON, b"", "\u00e9t\u00e9 ".encode() * 50, JSON[::-1]):
+            frames = their_frames(peer, me.send(WS_OP_TEXT, msg))
+            assert [(f.opcode, f.data) for f in frames] == [(Opcode.TEXT, msg)]
+            peer.send_text(msg)
+            events, exc = drive(me, [their_bytes(peer)])
+            assert exc is None and events == [(0x81, msg)]
+        frames = their_frames(
+            peer, me.send(WS_OP_BINARY | WS_DONT_FIN, JSON) + me.send(WS_OP_CONTINUE, JSON)
+        )
+        assert b"".join(f.data for f in frames) == JSON * 2
+
+    def test_their_client_with_our_server(self) -> None:
+        factory = enable_client_permessage_deflate(None)[0]
+        offer_value = build_extension([(factory.name, factory.get_request_params())])
+        got = deflate.negotiate([offer_value], deflate.DeflateOptions())
+        assert got is not None
+        params, response = got
+        ((_, their_params),) = parse_extension(response)
+        ext = factory.process_response_params(their_params, [])
+        me = WsProtocol("server", deflate=params)
+        peer = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)
+        peer.extensions = [ext]
+        for msg in (JSON, JSON, b"x" * 10, random.Random(5).randbytes(3000)):
+            peer.send_binary(msg)
+            events, exc = drive(me, [their_bytes(peer)])
+            assert exc is None and events == [(0x82, msg)]
+            frames = their_frames(peer, me.send(WS_OP_BINARY, msg))
+            assert [(f.opcode, f.data) for f in frames] == [(Opcode.BINARY, msg)]
+        frames = their_frames(peer, broadcast_frame(WS_OP_TEXT, JSON, params))
+        assert [f.data for f in frames] == [JSON]
+        peer.send_text(b"a" * 100, fin=False)
+        peer.send_continuation(b"b" * 100, fin=True)
+        events, exc = drive(me, [their_bytes(peer)])
+        assert exc is None and events == [(0x81, b"a" * 100 + b"b" * 100)]
