@@ -19,6 +19,7 @@ from ..proto.mqtt import (
     Subscription,
     Will,
 )
+from .broker import AuthHook, MessageHook, MqttBroker, mqtt_broker
 from .client import (
     connect_mqtt,
     mqtt_disconnect,
@@ -33,6 +34,9 @@ from .events import MqttEv
 __all__ = [
     "MQTT_V5",
     "MQTT_V311",
+    "AuthHook",
+    "MessageHook",
+    "MqttBroker",
     "MqttEv",
     "Properties",
     "PublishDone",
@@ -43,6 +47,7 @@ __all__ = [
     "Subscription",
     "Will",
     "connect_mqtt",
+    "mqtt_broker",
     "mqtt_disconnect",
     "mqtt_ping",
     "mqtt_publish",
