@@ -38,7 +38,8 @@ full "--boundary" is an error; "\\r\\n--bounda" followed by other bytes is data.
 
 Refused with ``RemoteProtocolError`` (status 400; limit breaches raise the
 ``LimitExceeded`` subclass, also with status 400): a missing or oversized
-preamble, garbage after a delimiter, bad part header lines (no colon,
+preamble, garbage after a delimiter, transport padding longer than
+``max_part_headers`` (however it is split into reads), bad part header lines (no colon,
 non-token name, CTL in value, obs-fold), a header section over
 ``max_part_headers``, more than ``max_parts`` parts, a missing, repeated or
 non-form-data Content-Disposition or one without ``name``, and a body that
@@ -393,15 +394,26 @@ class MultipartParser:
         return self._headers(buf, end, eof)
 
     def _delimiter_line(self, buf: bytes | bytearray, at: int) -> tuple[bool, int] | None:
-        """Check what follows "--boundary" at ``at``: (is close, end) or None if incomplete."""
+        """Check what follows "--boundary" at ``at``: (is close, end) or None if incomplete.
+
+        Transport padding (RFC 2046 5.1.1: SP/HTAB before the CRLF) is capped at
+        ``max_part_headers`` bytes, counted the same whether it arrives in one piece
+        or many.
+        """
         m = _LINE_END_RE.match(buf, at)
         if m is not None:
-            return m.group(1) is not None, m.end()
-        if _LINE_PARTIAL_RE.fullmatch(buf, at) is None:
+            if m.group(1) is not None:
+                return True, m.end()
+            padding = m.end() - at - 2
+        elif _LINE_PARTIAL_RE.fullmatch(buf, at) is None:
             raise _error("garbage after a boundary delimiter")
-        if len(buf) - at > self._limits.max_part_headers:
+        else:
+            padding = len(buf) - at
+            if buf.endswith(b"\r"):  # the CR of the CRLF ending the line
+                padding -= 1
+        if padding > self._limits.max_part_headers:
             raise _limit("transport padding exceeds max_part_headers")
-        return None
+        return None if m is None else (False, m.end())
 
     def _count_part(self) -> None:
         self._parts += 1

@@ -496,6 +496,25 @@ class TestMalformed:
         limits = dataclasses.replace(LIMITS, max_part_headers=64)
         rejects(b"--" + B + b" " * 100 + b"\r\n" + part("a", b"1"), limits=limits)
 
+    @pytest.mark.parametrize("where", ["first", "middle"])
+    def test_padding_cap_holds_however_the_padding_arrives(self, where: str) -> None:
+        """Issue 13: whole, the padding and its CRLF were accepted at any length."""
+        limits = dataclasses.replace(LIMITS, max_part_headers=64)
+
+        def padded(n: int) -> bytes:
+            body = form(part("a", b"1"), part("b", b"2"))
+            delim = b"--" + B + b"\r\n"
+            at = body.index(delim) if where == "first" else body.rindex(delim)
+            pad = b" \t" * (n // 2) + b" " * (n % 2)
+            return body[: at + len(delim) - 2] + pad + body[at + len(delim) - 2 :]
+
+        assert fields(parse_all(padded(64), limits=limits)) == [
+            ("a", None, b"1"),
+            ("b", None, b"2"),
+        ]
+        err = rejects(padded(65), limits=limits)
+        assert isinstance(err, LimitExceeded) and "padding" in str(err)
+
     def test_too_many_parts(self) -> None:
         limits = dataclasses.replace(LIMITS, max_parts=3)
         three = [part(f"p{i}", b"v") for i in range(3)]
