@@ -133,9 +133,11 @@ class DeflateOptions:
 
 def _check_int(name: str, value: object, lo: int, hi: int | None) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"DeflateOptions.{name} must be an int")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"DeflateOptions.{name} must be in {lo}..{hi if hi is not None else ''}")
+        raise TypeError(f"{name} must be an int")
+    if hi is None and value < lo:
+        raise ValueError(f"{name} must be >= {lo}")
+    if hi is not None and not lo <= value <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ class DeflateParams:
     _hash: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        _check_int(_SMWB, self.server_max_window_bits, MIN_WINDOW_BITS, MAX_WINDOW_BITS)
+        _check_int(_CMWB, self.client_max_window_bits, MIN_WINDOW_BITS, MAX_WINDOW_BITS)
         key = (
             self.server_no_context_takeover,
             self.client_no_context_takeover,

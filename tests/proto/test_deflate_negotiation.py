@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 
 import pytest
 
@@ -441,3 +442,38 @@ class TestHandshakeHeaders:
         resp = _response([("Sec-WebSocket-Extensions", f"{PMD}; bogus")], KEY)
         with pytest.raises(RemoteProtocolError):
             check_server_response(resp, KEY, None, DEFAULT)
+
+
+def test_params_refuse_window_bits_zlib_cannot_use() -> None:
+    with pytest.raises(ValueError):
+        DeflateParams(True, True, 7, 15, 6, 8, 0)
+
+
+GRAMMAR = [
+    *' ,;="\\\t',
+    "permessage-deflate",
+    "server_no_context_takeover",
+    "client_no_context_takeover",
+    "server_max_window_bits",
+    "client_max_window_bits",
+    "x",
+    *["8", "9", "12", "15", "16", "08", "\u00e9", "\r", "\x00"],
+]
+
+
+def test_fuzzed_headers_decline_or_fail_as_documented() -> None:
+    """negotiate never raises; parse_extensions and accept raise RemoteProtocolError only."""
+    rnd = random.Random(7692)
+    for _ in range(3000):
+        values = ["".join(rnd.choice(GRAMMAR) for _ in range(rnd.randrange(12))) for _ in range(2)]
+        got = negotiate(values, rnd.choice([DEFAULT, PLAIN]))
+        if got is not None:
+            assert parse_extensions([got[1]])  # our answer is always well-formed
+        try:
+            parse_extensions(values)
+        except RemoteProtocolError:
+            pass
+        try:
+            accept(values, DEFAULT)
+        except RemoteProtocolError:
+            pass
