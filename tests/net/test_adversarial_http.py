@@ -515,13 +515,13 @@ SMUGGLE = [
     (
         "te-nbsp",
         b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\xa0\r\n\r\n",
-        [(501, None)],
+        [(400, None)],
     ),
     (
         "te-duplicate",
         b"POST /a HTTP/1.1\r\nHost: t\r\n"
         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-        [(501, None)],
+        [(400, None)],
     ),
     (
         "chunk-size-over-64-bits",

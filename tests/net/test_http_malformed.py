@@ -131,26 +131,51 @@ TABLE: list[tuple[str, bytes, int]] = [
         b"POST / HTTP/1.1\r\n" + H + b"Content-Length: " + b"9" * 20 + b"\r\n\r\n",
         400,
     ),
-    ("te-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
-    ("te-identity", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\n\r\n", 501),
+    # RFC 9112 6.3 (4): chunked not the final coding -> 400 and close
+    ("te-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 400),
+    ("te-identity", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\n\r\n", 400),
     (
         "te-chunked-chunked",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
-        501,
+        400,
     ),
     (
         "te-two-fields",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        501,
+        400,
+    ),
+    (
+        "te-chunked-then-identity-field",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+        400,
     ),
     (
         "te-chunked-not-last",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    ("te-xchunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n", 400),
+    # RFC 9112 6.1: a well-formed list ending in chunked, a coding we lack first -> 501
+    (
+        "te-gzip-chunked",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
         501,
     ),
-    ("te-xchunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n", 501),
+    # RFC 9110 9.3.6: CONNECT has no content
+    (
+        "connect-content-length",
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: 5\r\n\r\nhello",
+        400,
+    ),
+    (
+        "connect-chunked",
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     ("te-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: ,\r\n\r\n", 400),
     ("te-in-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     # --- field syntax (RFC 9112 2.2, 5.1, 5.2; RFC 9110 5.5) ---
@@ -220,6 +245,8 @@ TABLE: list[tuple[str, bytes, int]] = [
     ("chunk-size-bare-lf", chunked(b"5\nhello\r\n0\r\n\r\n"), 400),
     ("chunk-ext-ctl", chunked(b"5;a=\x01\r\nhello\r\n0\r\n\r\n"), 400),
     ("chunk-line-too-long", chunked(b"5;" + b"e" * 70), 400),
+    # 300 lines of 59 extension bytes: each line is short, the message is not (CVE-2024-22019)
+    ("chunk-ext-per-message", chunked((b"1;" + b"e" * 58 + b"\r\nx\r\n") * 300), 400),
     ("bad-trailer", chunked(b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n"), 400),
     # --- WebSocket upgrade that is not one ---
     (
