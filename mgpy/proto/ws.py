@@ -474,24 +474,22 @@ class WsProtocol:
         return (ev if ev is not None else NEED_DATA), pos
 
     def _data_chunk(self, chunk: bytes) -> None:
-        """Add received payload bytes to the message (RFC 6455 8.1: UTF-8 checked as they come)."""
-        if self._msg_z:
-            chunk = self._inflate(chunk, False)
-        if self._msg_op == 1:
-            self._feed_utf8(chunk, False)
-        self._msg_len += len(chunk)
-        self._msg_buf = _grow(self._msg_buf, chunk)
+        """Add received payload bytes to the message, inflated if it is compressed."""
+        self._add(self._inflate(chunk, False) if self._msg_z else chunk)
+
+    def _add(self, data: bytes) -> None:
+        """Add message data (RFC 6455 8.1: text is UTF-8 checked as it comes)."""
+        if data:
+            if self._msg_op == 1:
+                self._feed_utf8(data, False)
+            self._msg_len += len(data)
+            self._msg_buf = _grow(self._msg_buf, data)
 
     def _data_frame_done(self, b0: int) -> WsMessage | None:
         """Finish a data frame; return the message (or fragment) to deliver, else None."""
         fin = b0 & 0x80
         if fin and self._msg_z:
-            tail = self._inflate(b"", True)  # RFC 7692 7.2.2: the message's end
-            if tail:
-                if self._msg_op == 1:
-                    self._feed_utf8(tail, False)
-                self._msg_len += len(tail)
-                self._msg_buf = _grow(self._msg_buf, tail)
+            self._add(self._inflate(b"", True))  # RFC 7692 7.2.2: the message's end
         if fin and self._msg_op == 1:
             self._feed_utf8(b"", True)  # no truncated sequence at the end
         if self._msg_defrag:
