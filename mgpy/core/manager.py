@@ -587,7 +587,9 @@ class Manager(Dialer):
             elif not c._flags & _CONNECTING:
                 self._flush(c)
         if c._pump is not None and not c.send_mbuf.buf and not c._mask & _W:
-            self._run_pump(c)
+            x = c._x
+            if x is None or "held" not in x:  # a pump that used its budget waits its turn
+                self._run_pump(c)
         if c._shut == _SHUT_PENDING and not c.send_mbuf.buf and c._pump is None:
             self._shutdown_write(c)
         f = c._flags
@@ -787,9 +789,11 @@ class Manager(Dialer):
                 if c.send_mbuf.buf or c._closed:
                     return
             if budget <= 0:
-                # more next round, other connections first (_dirty would be drained again
-                # within this same poll, so one fast reader could hold the loop)
-                self._soon.append((self._after, (c,)))
+                # more next round, other connections first: held until then, or the pump's
+                # own sends (which mark c dirty) would run it again within this same poll
+                # and one fast reader (or a compressing pump) could hold the loop
+                c._x_get()["held"] = True
+                self._soon.append((self._resume_pump, (c,)))
                 return
             try:
                 n = pump(c, budget)
@@ -809,6 +813,12 @@ class Manager(Dialer):
                     self._set_mask(c, c._mask | _W)
                 return
             budget -= n
+
+    def _resume_pump(self, c: Connection) -> None:
+        x = c._x
+        if x is not None:
+            x.pop("held", None)
+        self._after(c)
 
     def _sendfile(self, c: Connection, fd: int, offset: int, count: int) -> int:
         """``c.sendfile``: zero-copy file bytes to the socket; count them and fire SEND."""

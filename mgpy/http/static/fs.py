@@ -177,6 +177,8 @@ class FileMeta:
         "body",
         "br",
         "br_fields",
+        "br_job",
+        "br_nocache",
         "compressible",
         "ctype",
         "dev",
@@ -208,6 +210,10 @@ class FileMeta:
         self.twins: dict[str, Twin] = {}
         self.body: bytes | None = None
         self.br: bytes | None = None
+        #: the shared brotli job compressing this version now (static.send.BrotliJob)
+        self.br_job: Any = None
+        #: its brotli output proved too big to cache: each response compresses privately
+        self.br_nocache = False
         #: 200 headers for the identity body (built by the response layer, cached here)
         self.hdrs: list[tuple[str, str]] | None = None
         #: the same as header text, and the brotli variant's (None until built)

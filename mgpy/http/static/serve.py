@@ -63,7 +63,15 @@ from .fs import (
     stat_regular,
 )
 from .listing import render_listing
-from .send import BrotliPump, FilePump
+from .send import (
+    BrotliJob,
+    BrotliPump,
+    BrotliTee,
+    BytesPump,
+    FilePump,
+    give_state,
+    take_state,
+)
 
 if TYPE_CHECKING:
     from ...core import Connection
@@ -79,8 +87,17 @@ BROTLI_INLINE = 256 * 1024
 BROTLI_MAX = 32 * 1024 * 1024
 #: brotli quality for on-the-fly compression (fast; twins can use 11)
 BROTLI_QUALITY = 5
-#: largest streamed brotli output kept in the cache (all of it: fs.BROTLIS)
+#: largest streamed brotli output kept in the cache (fs.BROTLIS holds 32 MiB in all)
 BROTLI_CACHE_FILE = 8 * 1024 * 1024
+#: files up to this size are compressed once by a job shared by all their readers (its
+#: output is kept whole while it runs: text compresses 3-5:1, so it fits the cache); larger
+#: ones get a private windowed compressor per response
+BROTLI_SHARE_MAX = 16 * 1024 * 1024
+#: shared jobs running at once (each keeps its output so far: at most BROTLI_SHARE_MAX)
+BROTLI_JOBS = 4
+#: cached brotli bodies larger than this are sent by a pump, one slice at a time, so a
+#: slow reader pins a slice of the shared body rather than a copy of all of it
+BROTLI_ONE_SEND = 256 * 1024
 
 _ALLOW = "GET, HEAD, OPTIONS"
 _DEFAULT_HIDDEN = r"^\.(?!well-known$)"
@@ -293,8 +310,13 @@ def _send_meta(
     lex: str,
     compress: bool,
     extra: list[tuple[str, str]] | None = None,
+    stream_ok: bool = True,
 ) -> None:
-    """Send the file ``m`` (identity, twin or brotli; full, 304/412, ranges)."""
+    """Send the file ``m`` (identity, twin or brotli; full, 304/412, ranges).
+
+    ``stream_ok=False``: no compressor is free, so brotli is offered only if cached or
+    small enough to compress at once.
+    """
     method = hm.method
     f = _request_fields(hm) if hm.headers else [None] * 7
     ae, rng = f[0], f[1]
@@ -302,13 +324,17 @@ def _send_meta(
     vary = can_br or bool(m.twins)
     coding = "identity"
     if vary and (rng is None or method != "GET"):  # never compress a range
-        avail = ["br"] if can_br or "br" in m.twins else []
+        br_now = can_br and (stream_ok or m.br is not None or m.size <= BROTLI_INLINE)
+        avail = ["br"] if br_now or "br" in m.twins else []
         if "gzip" in m.twins:
             avail.append("gzip")
         chosen = choose_coding(ae, avail)
         if chosen is None:
-            # RFC 9110 12.5.3: identity refused and nothing else acceptable
-            _error(c, root, 406, [("Vary", "Accept-Encoding"), *(extra or [])])
+            hs = [("Vary", "Accept-Encoding"), *(extra or [])]
+            if can_br and not br_now:  # only brotli is acceptable, and no compressor is free
+                _error(c, root, 503, [("Retry-After", "1"), *hs])
+            else:  # RFC 9110 12.5.3: identity refused and nothing else acceptable
+                _error(c, root, 406, hs)
             return
         coding = chosen
     twin: Twin | None = None
@@ -342,7 +368,8 @@ def _send_meta(
         br = m.br
         if br is None:
             if m.size > BROTLI_INLINE:
-                _stream_brotli(c, hm, root, m, hs, extra)
+                if not _stream_brotli(c, hm, root, m, hs, extra):
+                    _send_meta(c, hm, root, m, lex, compress, extra, stream_ok=False)
                 return
             data = _read_small(m, lex) if m.body is None else m.body
             if data is None:
@@ -352,6 +379,11 @@ def _send_meta(
             BROTLIS.add(m, br)
         else:
             BROTLIS.lru.move_to_end(m)
+        if len(br) > BROTLI_ONE_SEND:
+            send_head(c, 200, len(br), hs)
+            if method != "HEAD":
+                c.pump = BytesPump(br)  # the cached body is shared, never copied whole
+            return
         if extra:
             http_reply(c, 200, br, hs)
             return
@@ -408,31 +440,59 @@ def _stream_brotli(
     m: FileMeta,
     hs: list[tuple[str, str]],
     extra: list[tuple[str, str]] | None,
-) -> None:
-    """Compress a large file while sending it (chunked); cache the result when complete."""
+) -> bool:
+    """Compress a large file while sending it (chunked); False when no compressor is free.
+
+    Readers of one file version share one ``BrotliJob`` (compressed once, cached when
+    complete); a file too big to share gets a private windowed ``BrotliPump``.
+    """
     if hm.method == "HEAD":
         send_head(c, 200, -1, hs)  # the length is known only once compressed (RFC 9110 9.3.2)
-        return
+        return True
+    job = m.br_job
+    if job is not None and job.live:
+        send_head(c, 200, -1, hs)
+        c.pump = BrotliTee(job)
+        return True
+    share = m.size <= BROTLI_SHARE_MAX and not m.br_nocache and _jobs[0] < BROTLI_JOBS
+    if not take_state():
+        return False
     opened = open_checked(m.real, m.dev, m.ino)
-    if opened is None:
+    if opened is None or not m.same(opened[1]):
+        give_state()
+        if opened is not None:
+            os.close(opened[0])
         _vanished(c, root, m, extra)
-        return
-    fd, st = opened
-    if not m.same(st):
-        os.close(fd)
-        _vanished(c, root, m, extra)
-        return
-
-    def done(data: bytes) -> None:
-        if root.metas.get(m.real) is m:
-            BROTLIS.add(m, data)
-
+    fd = opened[0]
     try:
         send_head(c, 200, -1, hs)
     except BaseException:
         os.close(fd)
+        give_state()
         raise
-    c.pump = BrotliPump(fd, m.size, BROTLI_QUALITY, BROTLI_CACHE_FILE, done)
+    if not share:
+        c.pump = BrotliPump(fd, m.size, BROTLI_QUALITY)
+        return True
+
+    def done(j: BrotliJob) -> None:
+        _jobs[0] -= 1
+        if m.br_job is j:
+            m.br_job = None
+        data = j.data
+        if data is None:
+            return  # failed or abandoned: the next reader starts again
+        if len(data) > BROTLI_CACHE_FILE:
+            m.br_nocache = True  # too big to keep: private streams from now on
+        elif root.metas.get(m.real) is m:
+            BROTLIS.add(m, data)
+
+    _jobs[0] += 1
+    m.br_job = job = BrotliJob(fd, m.size, BROTLI_QUALITY, done)
+    c.pump = BrotliTee(job)
+    return True
+
+
+_jobs = [0]  # shared brotli jobs running now (at most BROTLI_JOBS)
 
 
 def _send_twin(
