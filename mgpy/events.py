@@ -2,7 +2,8 @@
 
 The numbering follows mongoose 6 so code ported from C reads the same:
 ``Ev.HTTP_REQUEST == 100`` and ``F.SEND_AND_CLOSE == 1 << 10``.  Events that
-mongoose lacks (``WRITABLE``, ``ERROR``) use numbers mongoose never used.
+mongoose 6 lacks (``WRITABLE``, ``ERROR``, ``HTTP_HEADERS`` -- mongoose 7's
+MG_EV_HTTP_HDRS) use numbers mongoose 6 never used.
 
 Payload classes are plain ``__slots__`` objects: they are created on the hot
 path (one ``HttpMessage`` per request, one ``WsMessage`` per frame), so they
@@ -47,6 +48,9 @@ class Ev(enum.IntEnum):
     HTTP_REQUEST = 100  #: ev_data: HttpMessage (server side)
     HTTP_REPLY = 101  #: ev_data: HttpMessage (client side)
     HTTP_CHUNK = 102  #: ev_data: HttpMessage with the body so far
+    #: ev_data: HttpMessage (server side, body b""): the head of a request with a body,
+    #: before any of it is read; answer now to refuse it without reading the body
+    HTTP_HEADERS = 103
     WS_HANDSHAKE_REQUEST = 111  #: ev_data: HttpMessage (server side)
     WS_HANDSHAKE_DONE = 112  #: ev_data: HttpMessage (request on server, response on client)
     WS_FRAME = 113  #: ev_data: WsMessage (a whole data message unless WEBSOCKET_NO_DEFRAG)

@@ -10,9 +10,20 @@ Per connection (``c.proto_data``, an ``HttpState``), server side::
 
     IDLE --head, no body----------> WAIT --response complete--> IDLE (keep-alive)
     IDLE --head with a body-------> BODY --body complete------> WAIT
+                                    BODY --answered from the head--> DEAD (body unread)
     IDLE --Upgrade (registered)---> WAIT --101 sent-----------> UPGRADED (another protocol
                                                                  owns the connection now)
     any  --protocol error / 408 / handler exception / Connection: close--> DEAD
+
+Refusing on the head.  A request with a body is decided at its head first
+(``begin_body``): routing and the endpoint's auth (401), ``HTTP_HEADERS`` (the
+application may answer anything: 404, 405 ...), ``HTTP_MULTIPART_REQUEST``, and a
+declared Content-Length above ``Limits.max_body`` for a handler that buffers (413).
+An answer given then ends the request (``head_answered``): the body is not read, the
+connection closes once the answer is written (lingering).  Only when all of them let
+the request go on is the body read, and only then does a client that sent
+``Expect: 100-continue`` get its ``100 Continue`` (``read_body``, RFC 9110 10.1.1):
+never a 100 before a final status the head already decided.
 
 A response is tracked by byte count: ``resp_end`` is the ``c.total_queued`` value at
 which it is complete (-1: unknown yet, e.g. chunked until the last chunk), so the next
@@ -55,20 +66,24 @@ __all__ = [
     "arm_idle",
     "arm_timer",
     "await_response",
+    "begin_body",
     "begin_request",
     "check_done",
     "check_unanswered",
     "finish",
+    "head_answered",
     "head_for",
     "install_parser",
     "linger_close",
     "may_answer",
     "parse_more",
     "protocol_error",
+    "read_body",
     "reply",
     "require_state",
     "response_done",
     "send_error",
+    "take_handler",
     "upgrade_accepted",
     "upgrade_refused",
 ]
@@ -212,6 +227,59 @@ def begin_request(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     st.http10 = hm.proto == "HTTP/1.0"
     st.resp_started = False
     st.answered = False
+
+
+def begin_body(c: Connection, st: HttpState, hm: HttpMessage) -> None:
+    """The head of a request with a body arrived: decide it on the head, then read it."""
+    st.phase = BODY
+    st.hm = hm
+    st.body = bytearray()
+    st.mark = 0
+    st.nq0 = c.total_queued  # a raw c.send from a head-time event is an answer
+    t = c.limits.body_timeout
+    if t:
+        arm_timer(c, st, t)
+
+
+def take_handler(c: Connection, st: HttpState, h: Handler) -> None:
+    """The request (still in BODY) goes to handler ``h`` (``endpoints.dispatch_handler``)."""
+    st.h = h
+
+
+def head_answered(c: Connection, st: HttpState) -> bool:
+    """After a head-time event: True if the request ended there (answered, or failing).
+
+    A complete answer has already moved the exchange on (``finish``: the body is not
+    read, the connection closes after lingering); so has an error.  A raw ``c.send``
+    counts as a complete answer, as in WAIT.  A head sent without its whole body yet
+    (``send_head`` then data later) makes the exchange wait for the rest of that
+    response, the request's body unread, and close after it.
+    """
+    if st.phase != BODY or c.is_closing:
+        return True
+    if st.resp_started:
+        st.phase = WAIT
+        st.keep_alive = False
+        st.hm = st.body = None
+        check_done(c, st)
+        return True
+    if c.total_queued != st.nq0:
+        st.answered = True
+        linger_close(c, st)
+        return True
+    return False
+
+
+def read_body(c: Connection, st: HttpState) -> None:
+    """Every head-time decision let the request go on: its body is read now.
+
+    RFC 9110 10.1.1: a client that sent ``Expect: 100-continue`` waits for 100
+    (Continue) or a final status; the 100 is sent here, once, and only for a body the
+    server will read -- a request answered from its head never gets one first.
+    """
+    hm = st.hm
+    if hm is not None and hm.expect_continue and st.phase == BODY and not c.is_closing:
+        interim(c, st, 100, "")
 
 
 def await_response(c: Connection, st: HttpState, h: Handler) -> None:

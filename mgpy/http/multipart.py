@@ -13,12 +13,14 @@ malformed, the open part gets HTTP_PART_END with status -1 and
 HTTP_MULTIPART_REQUEST_END follows with status -1 (a malformed body is also
 answered 400 and the connection closes).
 
-An application that answers before the body has been read (a 413 for a quota,
-a 401, a 404 at HTTP_MULTIPART_REQUEST) ends the request: it gets the
-status -1 events at once, and the rest of the body is read and discarded
-before the connection closes (``exchange.linger_close``), so the client sees the answer
-instead of a reset.  ``Expect: 100-continue`` is answered only after
-HTTP_MULTIPART_REQUEST (and the endpoint's auth check) let the request go on.
+The server decides the head first (``exchange``: routing, the endpoint's auth,
+HTTP_HEADERS); HTTP_MULTIPART_REQUEST comes after them.  An application that
+answers before the body has been read (a 404 at HTTP_MULTIPART_REQUEST, a 413 for
+a quota) ends the request: it gets the status -1 events at once, and the rest of
+the body is read and discarded before the connection closes
+(``exchange.linger_close``), so the client sees the answer instead of a reset.
+``Expect: 100-continue`` is answered (``exchange.read_body``) only once
+HTTP_MULTIPART_REQUEST let the request go on.
 
 Flow control: in HTTP_PART_DATA the handler may set ``part.num_data_consumed``
 lower than ``len(part.data)``; the rest is delivered again and reading from
@@ -35,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ProtocolError, RemoteProtocolError
 from ..events import Ev, F, HttpMessage, MultipartPart
 from ..proto import multipart as _mp
-from .endpoints import dispatch_handler
 from .exchange import (
     BODY,
     DEAD,
@@ -44,15 +45,16 @@ from .exchange import (
     app_error,
     await_response,
     check_done,
+    head_answered,
     linger_close,
     parse_more,
     protocol_error,
 )
 
 if TYPE_CHECKING:
-    from ..core import Connection, Handler
+    from ..core import Connection
 
-__all__ = ["MpState", "mp_start"]
+__all__ = ["MpState", "mp_parser", "mp_start"]
 
 log = logging.getLogger("mgpy")
 
@@ -100,35 +102,27 @@ class MpState:
         mp_abort(c, st)
 
 
-def _set_handler(c: Connection, st: HttpState, h: Handler) -> None:
-    st.h = h
-
-
-def mp_start(c: Connection, st: HttpState, hm: HttpMessage, ctype: str) -> bool:
-    """A multipart request head arrived: set up the parser and fire HTTP_MULTIPART_REQUEST.
-
-    Returns False when the request already ended (bad boundary, refused).
-    """
-    expect = hm.expect_continue
-    hm.expect_continue = False  # answered here, once the request may go on
+def mp_parser(c: Connection, st: HttpState, ctype: str) -> _mp.MultipartParser | None:
+    """The parser of a multipart request's body, or None after answering 400 (bad boundary)."""
     try:
-        boundary = _mp.boundary_from_content_type(ctype)
-        parser = _mp.MultipartParser(boundary, c.limits)
+        return _mp.MultipartParser(_mp.boundary_from_content_type(ctype), c.limits)
     except ProtocolError as e:
         protocol_error(c, st, RemoteProtocolError(str(e), 400))
-        return False
+        return None
+
+
+def mp_start(c: Connection, st: HttpState, hm: HttpMessage, parser: _mp.MultipartParser) -> bool:
+    """Fire HTTP_MULTIPART_REQUEST (the request is routed, authenticated, past HTTP_HEADERS).
+
+    Returns False when the request ended there (the handler answered or raised).
+    """
     mp = st.mp = MpState(parser, hm)
-    if dispatch_handler(c, st, hm, _set_handler) is None:
-        # a 401 sent now, with the body unread, closes the connection (after lingering)
-        st.mp = None
-        _stopped(c, st)
-        return False
     st.nq0 = c.total_queued
     if not _emit(c, st, mp, EV_HTTP_MULTIPART_REQUEST, hm):
         return False
-    # RFC 9110 10.1.1: 100 (Continue) only for a request the server will read
-    if expect:
-        c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+    if head_answered(c, st):  # a raw answer, or a head whose body comes later
+        mp_abort(c, st)
+        return False
     return True
 
 

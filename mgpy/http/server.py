@@ -8,10 +8,24 @@ The exchange's state and its transitions live in ``exchange``; this module parse
 and dispatches::
 
     head --(no body)--------------------------------> HTTP_REQUEST
-    head --(body)--> HTTP_CHUNK* (while incomplete) -> HTTP_REQUEST (body = what was not deleted)
-    head --(multipart/form-data)--> HTTP_MULTIPART_REQUEST, PART_BEGIN/DATA/END*,
-                                    MULTIPART_REQUEST_END            (``multipart``)
+    head --(body)--> HTTP_HEADERS, HTTP_CHUNK* (while incomplete),
+                     HTTP_REQUEST (body = what was not deleted)
+    head --(multipart/form-data)--> HTTP_HEADERS, HTTP_MULTIPART_REQUEST,
+                                    PART_BEGIN/DATA/END*, MULTIPART_REQUEST_END  (``multipart``)
     head --(Upgrade: <token> registered with register_upgrade)--> that protocol takes over
+
+Early answers (mongoose 7's MG_EV_HTTP_HDRS).  A request with a body is routed and
+authenticated (an endpoint's 401) on its head, then its handler gets
+``Ev.HTTP_HEADERS`` (103) with the head (``hm.body == b""``) before any of the body is
+read.  An answer given there -- any status: 404, 405 with its ``Allow``, 413 for a
+quota -- ends the request at once: no HTTP_CHUNK or HTTP_REQUEST follows, the body is
+never read (``Expect: 100-continue`` gets the answer, never a 100), and the connection
+closes once the answer is written.  Doing nothing reads the body as before.  A request
+without a body gets no HTTP_HEADERS: its HTTP_REQUEST comes at head time anyway.  When
+the declared Content-Length is above ``Limits.max_body``, the first HTTP_CHUNK comes at
+once, with no body yet: a handler that streams sets ``F.DELETE_CHUNK`` there as in every
+HTTP_CHUNK and reads any size; one that does not (it buffers) gets 413 before the client
+sends the body.  A chunked body is still refused once it passes ``max_body``.
 
 HTTP knows nothing of WebSocket: ``mgpy.ws`` registers the ``websocket`` upgrade
 (``register_upgrade``) and, on the 101, switches the connection's ``proto_handler``
@@ -30,7 +44,7 @@ from ..events import Ev, F, HttpMessage
 from ..proto.http1 import END, NEED_DATA
 from . import multipart as _mp
 from .auth import NONCE_MAX_AGE, HtDigest
-from .endpoints import add_endpoint, dispatch_handler, route
+from .endpoints import add_endpoint, dispatch_handler
 from .exchange import (
     BODY,
     DEAD,
@@ -43,11 +57,15 @@ from .exchange import (
     arm_idle,
     arm_timer,
     await_response,
+    begin_body,
     begin_request,
     check_done,
+    head_answered,
     install_parser,
     linger_recv,
     protocol_error,
+    read_body,
+    take_handler,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +94,7 @@ _TIMER = Ev.TIMER
 _WRITABLE = Ev.WRITABLE
 _EV_HTTP_REQUEST = Ev.HTTP_REQUEST
 _EV_HTTP_CHUNK = Ev.HTTP_CHUNK
+_EV_HTTP_HEADERS = Ev.HTTP_HEADERS
 _DELETE_CHUNK = F.DELETE_CHUNK
 
 #: ``fn(c, st, hm)`` takes over a request carrying ``Upgrade: <token>``
@@ -261,20 +280,55 @@ def _on_head(c: Connection, st: HttpState, hm: HttpMessage) -> None:
             up(c, st, hm)
             return
     if reader.in_body:
-        st.phase = BODY
-        st.hm = hm
-        st.body = bytearray()
-        st.mark = 0
-        if c.limits.body_timeout:
-            arm_timer(c, st, c.limits.body_timeout)
-        ctype = hm.header("content-type")
-        if ctype is not None and ctype[:19].lower() == "multipart/form-data":
-            if not _mp.mp_start(c, st, hm, ctype):
-                return
-        if hm.expect_continue and not c.is_closing:
-            c.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        _body_head(c, st, hm)
         return
     _dispatch_request(c, st, hm)
+
+
+def _body_head(c: Connection, st: HttpState, hm: HttpMessage) -> None:
+    """Decide a request with a body on its head (``exchange``: refusing on the head)."""
+    begin_body(c, st, hm)
+    parser = None
+    ctype = hm.header("content-type")
+    if ctype is not None and ctype[:19].lower() == "multipart/form-data":
+        parser = _mp.mp_parser(c, st, ctype)  # 400 for a bad boundary
+        if parser is None:
+            return
+    if dispatch_handler(c, st, hm, take_handler) is None:
+        return  # the endpoint answered 401
+    try:
+        st.h(c, _EV_HTTP_HEADERS, hm)
+    except Exception:
+        app_error(c, st, "HTTP_HEADERS")
+        return
+    if head_answered(c, st):
+        return
+    if parser is not None:
+        if not _mp.mp_start(c, st, hm, parser):
+            return
+    elif hm.content_length > c.limits.max_body and not _streams(c, st, hm):
+        if not head_answered(c, st):
+            protocol_error(c, st, LimitExceeded("declared body larger than Limits.max_body", 413))
+        return
+    read_body(c, st)
+
+
+def _streams(c: Connection, st: HttpState, hm: HttpMessage) -> bool:
+    """Does the handler stream the body?  Asked when the declared Content-Length is above
+    ``Limits.max_body``: a first HTTP_CHUNK, with no body yet, comes at once, and a
+    handler that streams sets ``F.DELETE_CHUNK`` in it as in every HTTP_CHUNK.
+    """
+    if c.flags & _DELETE_CHUNK:
+        c.flags &= ~_DELETE_CHUNK
+    try:
+        st.h(c, _EV_HTTP_CHUNK, hm)
+    except Exception:
+        app_error(c, st, "HTTP_CHUNK")
+        return False
+    if c.flags & _DELETE_CHUNK:
+        c.flags &= ~_DELETE_CHUNK
+        return not head_answered(c, st)
+    return False
 
 
 def _on_body(c: Connection, st: HttpState, data: bytes) -> None:
@@ -297,8 +351,6 @@ def _body_progress(c: Connection, st: HttpState, force: bool = False) -> None:
         arm_timer(c, st, c.limits.body_timeout)
     if st.mp is not None:
         return
-    if st.hm is not None:
-        st.h = route(st, c, st.hm.uri)
     try:
         deliver_chunk(c, st, force)
     except Exception:
@@ -341,13 +393,18 @@ def _on_end(c: Connection, st: HttpState) -> None:
     hm.body = bytes(body) if body else b""
     st.body = None
     st.hm = None
-    _dispatch_request(c, st, hm)
+    await_response(c, st, st.h)  # routed (and authenticated) on the head
+    _deliver_request(c, st, st.h, hm)
 
 
 def _dispatch_request(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     h = dispatch_handler(c, st, hm, await_response)
     if h is None:
         return  # the endpoint answered 401
+    _deliver_request(c, st, h, hm)
+
+
+def _deliver_request(c: Connection, st: HttpState, h: Handler, hm: HttpMessage) -> None:
     try:
         h(c, _EV_HTTP_REQUEST, hm)
     except Exception:
