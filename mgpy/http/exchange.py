@@ -58,6 +58,7 @@ __all__ = [
     "DEAD",
     "IDLE",
     "UPGRADED",
+    "UPGRADE_REQUIRED",
     "WAIT",
     "HttpListener",
     "HttpState",
@@ -101,6 +102,9 @@ UPGRADED = 5  # switched to another protocol (WebSocket): HTTP is done with it
 #: lingering_time 30 s): longest silence, and longest total time, spent draining
 _LINGER_TIMEOUT = 5.0
 _LINGER_TIME = 30.0
+
+#: 426 Upgrade Required: its head names the protocol to upgrade to (RFC 9110 15.5.22)
+UPGRADE_REQUIRED = 426
 
 #: statuses after which the connection cannot be trusted to continue (framing unknown)
 CLOSING_CODES = frozenset((400, 408, 413, 414, 431, 501, 505))
@@ -349,6 +353,7 @@ def response_done(c: Connection, st: HttpState) -> None:
         arm_timer(c, st, t)
     elif st.timer is not None:
         st.timer.cancel()
+        st.timer = None
     if c.recv_mbuf.buf and not st.in_recv:
         c.call_soon(_resume, c, st)
 
@@ -396,17 +401,27 @@ def upgrade_refused(c: Connection, st: HttpState) -> None:
         c.close()
 
 
-def upgrade_accepted(c: Connection, st: HttpState) -> None:
-    """The 101 head is queued: HTTP is done with this connection; another protocol owns it."""
+def upgrade_accepted(c: Connection, st: HttpState) -> TimerHandle | None:
+    """The 101 head is queued: HTTP is done with this connection; another protocol owns it.
+
+    Returns the connection's deadline handle for the next protocol to ``retarget`` (no
+    new handle, no new heap entry per upgraded connection), or None.
+    """
     st.phase = UPGRADED
     st.resp_started = True
     st.answered = True
     st.upgrade = None
     st.reader = None
     st.hm = None
-    if st.timer is not None:
-        st.timer.cancel()
-        st.timer = None
+    return hand_over_timer(st)
+
+
+def hand_over_timer(st: HttpState) -> TimerHandle | None:
+    """Give up the deadline handle (for the protocol taking the connection over)."""
+    t, st.timer = st.timer, None
+    if t is not None and t.cancelled:
+        return None
+    return t
 
 
 def check_unanswered(st: HttpState) -> None:
@@ -428,6 +443,9 @@ def head_for(st: HttpState | None, code: int, fields: str, close: bool) -> str:
         conn = "Connection: keep-alive\r\n"
     else:
         conn = ""
+    if code == UPGRADE_REQUIRED:
+        # RFC 9110 7.8: a sender of Upgrade MUST also send the "upgrade" connection option
+        conn = conn[:-2] + ", upgrade\r\n" if conn else "Connection: upgrade\r\n"
     return response_head(code, fields + conn if conn else fields)
 
 
@@ -476,8 +494,12 @@ def error_body(code: int, reason: str | None) -> bytes:
 def send_error(c: Connection, st: HttpState | None, code: int, extra: str = "") -> None:
     """Answer ``code`` with a short text body; closes for the statuses that require it."""
     fields = "Content-Type: text/plain; charset=utf-8\r\n" + extra
-    if code == 426 and "sec-websocket-version" not in extra.lower():
-        fields += "Sec-WebSocket-Version: 13\r\n"
+    if code == UPGRADE_REQUIRED:
+        lower = extra.lower()
+        if "upgrade:" not in lower:
+            fields += "Upgrade: websocket\r\n"  # RFC 9110 15.5.22: a 426 MUST send Upgrade
+        if "sec-websocket-version" not in lower:
+            fields += "Sec-WebSocket-Version: 13\r\n"
     reply(c, st, code, error_body(code, None), fields, code in CLOSING_CODES)
 
 
@@ -551,7 +573,7 @@ def linger_recv(c: Connection, st: HttpState) -> None:
 def arm_timer(c: Connection, st: HttpState, delay: float) -> None:
     """(Re)arm the connection's protocol deadline ``delay`` seconds from now."""
     t = st.timer
-    if t is None:
+    if t is None or t.cancelled:
         st.timer = c.call_later(delay, _expired, c, st)
     else:
         t.reschedule(delay)
@@ -565,6 +587,7 @@ def arm_idle(c: Connection, st: HttpState, first: bool = False) -> None:
         arm_timer(c, st, t)
     elif st.timer is not None:
         st.timer.cancel()
+        st.timer = None
 
 
 def arm_header(c: Connection, st: HttpState) -> None:

@@ -21,6 +21,7 @@ from ..events import Headers
 from ..proto.http1 import encode_chunk
 from .exchange import (
     CLOSING_CODES,
+    UPGRADE_REQUIRED,
     WAIT,
     HttpState,
     check_done,
@@ -70,6 +71,7 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         and 200 <= code
         and code != 204
         and code != 304
+        and code != UPGRADE_REQUIRED
         and st.method != "HEAD"
     ):
         # the common case: a keep-alive HTTP/1.1 answer with a body
@@ -180,7 +182,10 @@ def http_send_error(
     The connection is kept alive for errors that leave the request stream in a
     known state (404, 403, 405 ...) and closed for 400, 408, 413, 414, 431, 501, 505.
     ``headers`` are added; a 405 without an ``Allow`` header gets ``Allow: GET, HEAD``
-    (say what the resource allows: ``headers={"Allow": "GET, POST"}``).
+    (say what the resource allows: ``headers={"Allow": "GET, POST"}``).  A 426 says
+    ``Upgrade: websocket`` (unless ``headers`` name another protocol),
+    ``Connection: upgrade`` and ``Sec-WebSocket-Version: 13``: the answer to a plain GET
+    on a WebSocket-only path.
 
     Example::
 
@@ -190,8 +195,11 @@ def http_send_error(
     names = {k.lower() for k, _ in hs}
     if "content-type" not in names:
         hs.append(("Content-Type", "text/plain; charset=utf-8"))
-    if code == 426 and "sec-websocket-version" not in names:
-        hs.append(("Sec-WebSocket-Version", "13"))
+    if code == UPGRADE_REQUIRED:
+        if "upgrade" not in names:
+            hs.append(("Upgrade", "websocket"))  # RFC 9110 15.5.22: a 426 MUST send Upgrade
+        if "sec-websocket-version" not in names:
+            hs.append(("Sec-WebSocket-Version", "13"))
     if code == 405 and "allow" not in names:
         hs.append(("Allow", "GET, HEAD"))
     if code in CLOSING_CODES:

@@ -530,3 +530,47 @@ class TestClient:
         run_until(mgr, lambda: "CLOSE" in rec.events)
         assert rec.events == ["HTTP_REPLY", "CLOSE"]
         assert rec.reply is not None and rec.reply.body == body
+
+
+# --------------------------------------------------------------------------------------
+# 426 for a plain GET on a WebSocket path (what the CLI calls for issue 12 item 6)
+# --------------------------------------------------------------------------------------
+class TestUpgradeRequired:
+    def test_http_send_error_426_names_the_upgrade(self, mgr: mgpy.Manager) -> None:
+        def h(c: mgpy.Connection, ev: Any, hm: Any) -> None:
+            if ev == Ev.HTTP_REQUEST:
+                if hm.uri == "/ws":
+                    mgpy.http_send_error(c, 426)
+                else:
+                    mgpy.http_reply(c, 200, "ok")
+
+        cl = Client(mgr, serve(mgr, h))
+        cl.send(b"GET /ws HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        first, second = cl.responses(2)
+        assert first.status == 426
+        # RFC 9110 15.5.22 and 7.8: Upgrade, with the "upgrade" connection option
+        assert first.headers["upgrade"] == "websocket"
+        assert first.headers["connection"] == "upgrade"
+        assert first.headers["sec-websocket-version"] == "13"
+        assert (second.status, second.body) == (200, b"ok")  # the connection stays usable
+
+    def test_426_to_http10_keeps_alive_and_upgrade(self, mgr: mgpy.Manager) -> None:
+        def h(c: mgpy.Connection, ev: Any, hm: Any) -> None:
+            if ev == Ev.HTTP_REQUEST:
+                mgpy.http_send_error(c, 426, headers={"Upgrade": "mqtt"})
+
+        cl = Client(mgr, serve(mgr, h))
+        cl.send(b"GET /ws HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        (r,) = cl.responses(1)
+        assert r.headers["upgrade"] == "mqtt"
+        assert r.headers["connection"] == "keep-alive, upgrade"
+
+    def test_wrong_websocket_version_426_names_the_upgrade(self, mgr: mgpy.Manager) -> None:
+        cl = Client(mgr, serve(mgr, App()))
+        cl.send(
+            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+        )
+        (r,) = parse_responses(cl.read_to_eof())
+        assert r.status == 426 and r.headers["upgrade"] == "websocket"
+        assert r.headers["connection"] == "close, upgrade"
