@@ -23,6 +23,7 @@ from tests.conftest import run_until
 from tests.net.test_adversarial_http import Client, Resp, parse_responses, serve
 
 TWO_MB = 2 * 1024 * 1024
+CONTINUE = "Expect: 100-continue\r\n"
 REALM = "hardening"
 #: {(user, realm): HA1}: an htdigest table for a protected endpoint
 TABLE = {("alice", REALM): hashlib.md5(f"alice:{REALM}:secret".encode()).hexdigest()}
@@ -283,6 +284,33 @@ class TestRefuseOnTheHead:
         ]
         assert not cl.pump()  # still open
 
+    @pytest.mark.parametrize("expect", ["", CONTINUE])
+    @pytest.mark.parametrize("case", ["413", "401", "405", "404"])
+    def test_answer_follows_the_last_byte_of_the_head(
+        self, mgr: mgpy.Manager, case: str, expect: str
+    ) -> None:
+        """Head sent one byte per write: nothing before its last byte, then the final
+        status at once (never a 100), and the close; the body is never sent."""
+        app = App(
+            early={
+                "/405": lambda c, hm: mgpy.http_send_error(c, 405, headers={"Allow": "GET"}),
+                "/404": lambda c, hm: mgpy.http_send_error(c, 404),
+            }
+        )
+        lc = mgr.bind("127.0.0.1:0", app)
+        lc.set_protocol_http_websocket()
+        mgpy.register_http_endpoint(lc, "/401", App(), auth_file=TABLE, auth_domain=REALM)
+        cl = Client(mgr, lc.local[1])
+        head = post_head(f"/{case}", TWO_MB, expect)
+        bytewise(cl, head[:-1])
+        mgr.poll(0)
+        cl.pump()
+        assert cl.data == b""
+        cl.send(head[-1:])
+        rs = head_then_eof(cl)
+        assert [r.status for r in rs] == [int(case)]
+        assert b"100 Continue" not in cl.data
+
     def test_multipart_gets_headers_first(self, mgr: mgpy.Manager) -> None:
         app = App(early={})
         cl = Client(mgr, serve(mgr, app))
@@ -296,7 +324,6 @@ class TestRefuseOnTheHead:
 # --------------------------------------------------------------------------------------
 # item 4: Expect: 100-continue (RFC 9110 10.1.1)
 # --------------------------------------------------------------------------------------
-CONTINUE = "Expect: 100-continue\r\n"
 
 
 def wait_head(cl: Client) -> bytes:
