@@ -345,9 +345,12 @@ class HeadScan:
             # refuse garbage (say a TLS ClientHello) at once, not at a limit or timeout
             k = self._bad_start(buf, max(pos, lstart), min(lstart + 5, end), lstart)
             if 0 <= k < at:
-                what = "status line does not start with HTTP/"
                 at = k
-                err = RemoteProtocolError(what if self.client else "no method")
+                err = RemoteProtocolError(
+                    "status line does not start with HTTP/"
+                    if self.client
+                    else "request line does not start with a method"
+                )
         limit = self.line if nlines else self.start
         long_at = lstart + limit - 1
         if (i < 0 or i + 1 > long_at) and long_at < end and long_at < at:
