@@ -119,7 +119,8 @@ class Connection:
         self.total_queued = 0
         self._timer = 0.0  # the user's set_timer deadline (wall clock), 0 = none
         self._timer_h: TimerHandle | None = None
-        self._handles: list[TimerHandle] | None = None  # armed call_later handles
+        #: handles that may be in the timer heap: None, one handle, or a list of them
+        self._handles: TimerHandle | list[TimerHandle] | None = None
         self._send_h: TimerHandle | None = None  # send_timeout watchdog
         self._mask = 0
         self._closed = False
@@ -434,6 +435,7 @@ class Connection:
         if not when:
             if h is not None:
                 h.cancel()
+                self._timer_h = None
             return prev
         if h is None:
             h = self._timer_h = TimerHandle(self.mgr, self, self.mgr._fire_timer, (self,))
@@ -467,28 +469,38 @@ class Connection:
     def _list(self, h: TimerHandle) -> None:
         hs = self._handles
         if hs is None:
-            self._handles = [h]
-        else:
+            self._handles = h  # the usual case: one handle, no list object
+        elif isinstance(hs, list):
             hs.append(h)
+        else:
+            self._handles = [hs, h]
 
     def _unlist(self, h: TimerHandle) -> None:
         hs = self._handles
-        if hs is not None:
+        if hs is h:
+            self._handles = None
+        elif isinstance(hs, list):
             try:
                 hs.remove(h)
             except ValueError:
-                pass
+                return
+            if len(hs) == 1:
+                self._handles = hs[0]
 
     def _release_timers(self) -> None:
-        """Closed: cancel every handle and drop what they reference."""
+        """Closed: cancel every handle (each drops what it references)."""
         hs = self._handles
         self._handles = None
-        if hs:
+        if isinstance(hs, list):
             for h in hs:
-                h._release()
+                h._listed = False
+                h.cancel()
+        elif hs is not None:
+            hs._listed = False
+            hs.cancel()
         for t in (self._timer_h, self._send_h):
             if t is not None:
-                t._release()
+                t.cancel()
         self._timer_h = self._send_h = None
 
     # -- body producers ------------------------------------------------------------------

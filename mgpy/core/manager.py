@@ -372,9 +372,6 @@ class Manager(Dialer):
             if h._q != q:
                 if self._dead:
                     self._dead -= 1  # a stale entry left the heap
-                if not h.when and h._listed and not h._q and h._conn is not None:
-                    h._listed = False  # cancelled and out of the heap: nothing to release
-                    h._conn._unlist(h)
                 continue
             h._q = 0.0
             when = h.when
@@ -938,6 +935,10 @@ class Manager(Dialer):
         self._conns.pop(c, None)
         if c._tls is not None:
             c._tls.release()
+        # the buffers go now, not when the last reference to ``c`` does (an application's
+        # list, a reference cycle): a slow consumer closed with a full queue frees it at once
+        c.send_mbuf.free()
+        c.recv_mbuf.free()
         sock = c.sock
         if sock is not None and not (x is not None and x.get("udp_child")):
             try:

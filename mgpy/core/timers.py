@@ -9,12 +9,12 @@ Theory of operation.  The manager keeps one heap of ``(when, seq, handle)`` entr
   old time, sees ``when`` moved on and re-queues itself (the way a keep-alive deadline
   is pushed back on every request without touching the heap);
 - ``reschedule`` to an *earlier* time queues a new entry; the old one is stale;
-- ``cancel`` drops the deadline; its entry is stale.
+- ``cancel`` drops the deadline, the function and its arguments; its entry is stale
+  and references nothing but the spent handle.
 
 An entry is stale when ``handle._q`` no longer equals its time.  The manager counts
 stale entries and rebuilds the heap when they are the majority, so cancelled work does
-not pile up.  A handle owned by a connection is cancelled when the connection closes,
-and a cancelled handle of a closed connection drops its function and arguments at once:
+not pile up.  A handle owned by a connection is cancelled when the connection closes:
 nothing in the heap keeps a closed connection (or its buffers) alive.
 
 Deadlines must be finite numbers >= 0: ``nan`` would sit on top of the heap and stop
@@ -84,32 +84,51 @@ class TimerHandle:
         """True while the call is scheduled (not fired, not cancelled)."""
         return self.when > 0.0
 
+    @property
+    def cancelled(self) -> bool:
+        """True once ``cancel()`` was called (or the owning connection closed)."""
+        return self._fn is None
+
     def cancel(self) -> None:
-        """Do not run the call (a no-op if it ran or was cancelled already)."""
-        self.when = 0.0
+        """Do not run the call; the handle is spent (like asyncio's ``TimerHandle.cancel``).
+
+        It drops its function and arguments at once, so nothing it referenced is kept
+        alive by a stale heap entry.  A no-op if it was cancelled already.
+        """
         if self._q:
-            # its heap entry is stale now but still there: the handle stays on its
-            # connection's list until the entry leaves the heap, so a close still
-            # releases what it references
             self._q = 0.0
             self._mgr._stale(1)
-        else:
-            c = self._conn
-            if self._listed and c is not None:
-                self._listed = False
-                c._unlist(self)
+        self.when = 0.0
+        self._fn = None
+        self._args = ()
+        c = self._conn
+        self._conn = None
+        if self._listed and c is not None:
+            self._listed = False
+            c._unlist(self)
+
+    def retarget(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` instead when it fires; the deadline is kept.
+
+        For a protocol handing its connection over to the next one (HTTP's deadline
+        becomes WebSocket's keepalive on the 101): no new handle, no new heap entry.
+        """
+        if self._fn is None:
+            raise Error("retarget() on a cancelled timer")
+        self._fn = fn
+        self._args = args
 
     def reschedule(self, delay: float) -> None:
         """Run the call ``delay`` seconds from now (re-arms a fired or cancelled handle).
 
         Raises ``ValueError``/``TypeError`` for a delay that is not a finite number >= 0,
-        and ``mgpy.Error`` if the handle's connection has closed.
+        and ``mgpy.Error`` for a cancelled handle (its connection's close cancels it).
         """
         if delay.__class__ is not float or not 0.0 <= delay < math.inf:
             delay = check_delay(delay)
         when = self._mgr.monotonic + delay
         q = self._q
-        if q and q <= when and self._fn is not None:
+        if q and q <= when:  # (a cancelled handle has no queued entry)
             self.when = when  # the queued entry pops first and re-queues itself: no heap work
             return
         self.arm_at(when)
@@ -117,7 +136,7 @@ class TimerHandle:
     def arm_at(self, when: float) -> None:
         """Run the call at monotonic time ``when`` (``mgr.monotonic`` based)."""
         if self._fn is None:
-            raise Error("the timer's connection has closed")
+            raise Error("the timer was cancelled (or its connection closed): call call_later again")
         self.when = when
         q = self._q
         if q:
@@ -131,17 +150,6 @@ class TimerHandle:
         if c is not None and not self._listed:
             self._listed = True
             c._list(self)
-
-    def _release(self) -> None:
-        """The owner closed: cancel and drop every reference (function, arguments, owner)."""
-        self.when = 0.0
-        if self._q:
-            self._q = 0.0
-            self._mgr._stale(1)
-        self._fn = None
-        self._args = ()
-        self._conn = None
-        self._listed = False
 
     def __repr__(self) -> str:
         state = f"at {self.when:.3f}" if self.when else "idle"

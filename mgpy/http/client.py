@@ -245,9 +245,7 @@ def _on_head(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     reader = st.reader
     assert reader is not None
     if x.on_101 is not None and hm.resp_code == 101:
-        st.phase = UPGRADED
-        if st.timer is not None:
-            st.timer.cancel()
+        st.phase = UPGRADED  # on_101 takes the deadline handle over (hand_over_timer)
         x.done = True
         x.on_101(c, st, hm)  # verifies, then switches the connection's protocol
         return
@@ -298,6 +296,7 @@ def _deliver(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     st.phase = DEAD
     if st.timer is not None:
         st.timer.cancel()
+        st.timer = None
     # one request per connection (a refused upgrade too): close once the handler has it
     st.h(c, x.reply_ev, hm)
     c.close()

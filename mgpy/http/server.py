@@ -218,6 +218,7 @@ def _server_recv(c: Connection, st: HttpState) -> None:
                 # No timeout meanwhile: a slow reader is not a slow sender.
                 if st.timer is not None:
                     st.timer.cancel()
+                    st.timer = None
                 break
             try:
                 ev, n = reader.next_event(mb.buf)

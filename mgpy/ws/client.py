@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ProtocolError
 from ..events import Ev, Headers, HttpMessage
 from ..http.client import new_client
-from ..http.exchange import HttpState
+from ..http.exchange import HttpState, hand_over_timer
 from ..http.heads import normalize_headers
 from ..proto import ws as _core
 from .protocol import ws_recv, ws_start
@@ -52,7 +52,7 @@ class _Handshake:
         except ProtocolError as e:
             c.error(f"WebSocket handshake failed: {e}")
             return
-        wst = ws_start(c, st.h, "client")
+        wst = ws_start(c, st.h, "client", hand_over_timer(st))
         st.h(c, _EV_WS_HANDSHAKE_DONE, hm)
         if c.recv_mbuf.buf and not c.is_closing:
             ws_recv(c, wst)

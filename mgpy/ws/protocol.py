@@ -71,8 +71,11 @@ class WsState:
         self.timer: TimerHandle | None = None
 
 
-def ws_start(c: Connection, h: Handler, side: str) -> WsState:
-    """Switch ``c`` to WebSocket framing (after a 101): install the protocol handler."""
+def ws_start(c: Connection, h: Handler, side: str, timer: TimerHandle | None = None) -> WsState:
+    """Switch ``c`` to WebSocket framing (after a 101): install the protocol handler.
+
+    ``timer`` is the deadline handle HTTP hands over; it becomes the keepalive timer.
+    """
     lim = c.limits
     ws = _core.WsProtocol(
         "server" if side == "server" else "client",
@@ -85,7 +88,15 @@ def ws_start(c: Connection, h: Handler, side: str) -> WsState:
     c.proto_handler = ws_handler
     c.flags |= F.IS_WEBSOCKET
     c.mgr.counters.setdefault(_MESSAGES, 0)
-    if lim.ws_ping_interval:
+    if timer is not None:
+        timer.retarget(_timeout, c, st)
+        if lim.ws_ping_interval:
+            timer.reschedule(lim.ws_ping_interval)
+        else:
+            timer.cancel()
+            timer = None
+        st.timer = timer
+    elif lim.ws_ping_interval:
         st.timer = c.call_later(lim.ws_ping_interval, _timeout, c, st)
     return st
 
@@ -170,7 +181,7 @@ def _failed(c: Connection, st: WsState, e: RemoteProtocolError) -> None:
 def arm_close_timeout(c: Connection, st: WsState) -> None:
     """Our close frame went out (or the peer's arrived): give the peer that long to finish."""
     t = c.limits.ws_close_timeout or 1.0
-    if st.timer is None:
+    if st.timer is None or st.timer.cancelled:
         st.timer = c.call_later(t, _timeout, c, st)
     else:
         st.timer.reschedule(t)

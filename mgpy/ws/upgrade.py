@@ -105,8 +105,7 @@ def upgrade(c: Connection, st: HttpState, hm: HttpMessage) -> None:
         return
     headers = _core.server_handshake_headers(key, up.protocol) + list(up.headers)
     c.send(response_head(101, headers))
-    upgrade_accepted(c, st)
-    wst = ws_start(c, h, "server")
+    wst = ws_start(c, h, "server", upgrade_accepted(c, st))
     try:
         h(c, _EV_WS_HANDSHAKE_DONE, hm)
     except Exception:
