@@ -129,8 +129,8 @@ class ClientLink(MqttLink):
         self.session = session
         #: the client identifier in use (the server may assign one, 5.0)
         self.client_id = connect.client_id
-        #: packets made before the CONNACK, written after it
-        self.early: list[bytes] = []
+        #: packets (and QoS 1/2 messages) made before the CONNACK, sent after it in order
+        self.early: list[bytes | tuple[PublishTemplate, int, bool]] = []
         self.ka = Keepalive("client", connect.keepalive, c.mgr.monotonic)
         self.timer: TimerHandle | None = None
         #: we asked to resume a session we hold state for
@@ -142,12 +142,16 @@ class ClientLink(MqttLink):
         if not data:
             return
         if not self.acked:
-            if len(self.early) >= self.c.limits.mqtt_max_queued:
-                raise QueueFull(f"{len(self.early)} packets already wait for the CONNACK")
-            self.early.append(data)
+            self.hold(data)
             return
         self.write(data)
         self.ka.sent(self.c.mgr.monotonic)
+
+    def hold(self, item: bytes | tuple[PublishTemplate, int, bool]) -> None:
+        """Keep a packet, or a QoS 1/2 message, for after the CONNACK."""
+        if len(self.early) >= self.c.limits.mqtt_max_queued:
+            raise QueueFull(f"{len(self.early)} packets already wait for the CONNACK")
+        self.early.append(item)
 
     # -- the phases ----------------------------------------------------------------
     def start(self) -> None:
@@ -228,7 +232,10 @@ class ClientLink(MqttLink):
             peer_maximum_qos=props.maximum_qos,
         )
         early, self.early = self.early, []
-        self.send(out + b"".join(early))
+        parts = [out]
+        for item in early:  # in the order the application made them
+            parts.append(item if isinstance(item, bytes) else self.session.publish(*item))
+        self.send(b"".join(parts))
         self._arm_keepalive()
         if lost:
             self.h(c, MqttEv.SESSION_LOST, lost)
@@ -268,6 +275,14 @@ class ClientLink(MqttLink):
     def on_close(self) -> None:
         self.session.connection_lost()
         self.ending = True
+        early, self.early = self.early, []
+        self.acked = True  # from now on mqtt_publish queues QoS 1/2 in the session
+        for item in early:  # QoS 1/2 messages never sent stay in the session for a resume
+            if not isinstance(item, bytes):
+                try:
+                    self.session.publish(*item)
+                except QueueFull:
+                    break
 
 
 #: the packets the session handles (the QoS flows, SUBACK, UNSUBACK)
@@ -482,11 +497,13 @@ def mqtt_publish(
     if isinstance(payload, str):
         payload = payload.encode()
     msg = PublishTemplate(topic, payload, properties)
-    if qos or link.acked:
-        # QoS 1/2 before the CONNACK (or while offline) wait in the session's queue
+    if link.acked:
+        # QoS 1/2 while offline (after the connection closed) wait in the session's queue
         link.send(link.session.publish(msg, qos, retain))
+    elif qos:
+        link.hold((msg, qos, retain))  # sent after the CONNACK, in order
     else:
-        link.send(msg.encode(link.connect.version, 0, 0, retain))  # held until the CONNACK
+        link.hold(msg.encode(link.connect.version, 0, 0, retain))
     return msg
 
 
