@@ -436,8 +436,12 @@ class WsProtocol:
                 self._msg_z = bool(b0 & 0x40)
                 # a change of ``defrag`` takes effect at the next message, never inside one
                 self._msg_defrag = self.defrag
-            if self._msg_z and op < 8:
-                self._msg_wire += ln
+            if op < 8:
+                # what max_message and the wire cap are checked against (see above)
+                if self._msg_z:
+                    self._msg_wire += ln
+                else:
+                    self._msg_len += ln
             ev, pos = self._continue_payload(buf, s, n)
             if ev is NEED_DATA and not self._fr_left and self.state != CLOSED:
                 continue
@@ -462,7 +466,7 @@ class WsProtocol:
                 if self._fr_left or self._fr_buf is not None:
                     self._fr_buf = _grow(self._fr_buf, chunk)
             else:
-                self._data_chunk(chunk)
+                self._add(self._inflate(chunk, False) if self._msg_z else chunk)
         if self._fr_left:
             return NEED_DATA, pos
         if b0 & 0x08:
@@ -473,17 +477,18 @@ class WsProtocol:
         ev = self._data_frame_done(b0)
         return (ev if ev is not None else NEED_DATA), pos
 
-    def _data_chunk(self, chunk: bytes) -> None:
-        """Add received payload bytes to the message, inflated if it is compressed."""
-        self._add(self._inflate(chunk, False) if self._msg_z else chunk)
-
     def _add(self, data: bytes) -> None:
         """Add message data (RFC 6455 8.1: text is UTF-8 checked as it comes)."""
         if data:
             if self._msg_op == 1:
                 self._feed_utf8(data, False)
-            self._msg_len += len(data)
-            self._msg_buf = _grow(self._msg_buf, data)
+            pieces = self._msg_buf
+            if pieces is None:
+                self._msg_buf = [data]
+            elif isinstance(pieces, list) and len(pieces) < _MAX_PIECES:
+                pieces.append(data)
+            else:
+                self._msg_buf = _grow(pieces, data)
 
     def _data_frame_done(self, b0: int) -> WsMessage | None:
         """Finish a data frame; return the message (or fragment) to deliver, else None."""
@@ -515,9 +520,11 @@ class WsProtocol:
         try:
             if end is None:
                 return pmd.decompress_message(data, budget)
-            return pmd.decompress_end(budget) if end else pmd.decompress(data, budget)
+            out = pmd.decompress_end(budget) if end else pmd.decompress(data, budget)
         except RemoteProtocolError as exc:
             raise self._fail(exc) from None
+        self._msg_len += len(out)
+        return out
 
     def _end_message(self) -> None:
         self._msg_op = 0
