@@ -496,6 +496,11 @@ class HttpReader:
         # RFC 9112 6.3 (1): HEAD responses, 1xx, 204 and 304 never have content
         if method == "HEAD" or code == 204 or code == 304:
             return hm
+        self._frame_response(hm, fields, http11)
+        return hm
+
+    def _frame_response(self, hm: HttpMessage, fields: dict[str, list[str]], http11: bool) -> None:
+        """Set up reading the body of a response that may have one (RFC 9112 6.3)."""
         tes = fields.get("transfer-encoding")
         cls = fields.get("content-length")
         if tes is not None:
@@ -521,7 +526,7 @@ class HttpReader:
             clen = _content_length(cls)
             hm.content_length = clen
             if not clen:
-                return hm
+                return
             self._state = _BODY_CL
             self._remaining = clen
         else:
@@ -530,7 +535,6 @@ class HttpReader:
             hm.keep_alive = False
             self._state = _UNTIL_EOF
         self.in_body = True
-        return hm
 
     # --- bodies ---------------------------------------------------------------
     def _read_cl(self, buf: bytes | bytearray, eof: bool) -> tuple[object, int]:
@@ -617,12 +621,8 @@ class HttpReader:
                     raise RemoteProtocolError("malformed chunk line")
             if m.end() - pos > max_line:
                 raise LimitExceeded("chunk line too long", 400)
-            ext = m.end() - m.end(1) - 2
-            if ext:
-                # per message, not only per line (Go CVE-2023-39326, Node CVE-2024-22019)
-                self._ext += ext
-                if self._ext > _MAX_CHUNK_EXT:
-                    raise LimitExceeded("chunk extensions too large", 400)
+            if m.end() - m.end(1) > 2:
+                self._count_ext(m.end() - m.end(1) - 2)
             size = int(m.group(1), 16)
             pos = m.end()
             self._hint = 0
@@ -642,6 +642,13 @@ class HttpReader:
             raise _incomplete()
         self._skip = pos
         return NEED_DATA, 0
+
+    def _count_ext(self, n: int) -> None:
+        """Count ``n`` chunk-extension bytes; bounded per message, not only per line
+        (as Go and Node.js did for CVE-2023-39326 and CVE-2024-22019)."""
+        self._ext += n
+        if self._ext > _MAX_CHUNK_EXT:
+            raise LimitExceeded("chunk extensions too large", 400)
 
     def _read_trailers(self, buf: bytes | bytearray, pos: int, eof: bool) -> tuple[object, int]:
         """Consume the trailer section after the last chunk (RFC 9112 7.1.2)."""

@@ -226,25 +226,30 @@ def _request_framing(
         # these bytes for tunnel data (mgpy never tunnels): the framing is ambiguous
         raise RemoteProtocolError("CONNECT request with Content-Length or Transfer-Encoding")
     if tes:
-        # RFC 9112 6.1: TE in HTTP/1.0 MUST be treated as faulty framing
-        if not http11:
-            raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request")
-        # RFC 9112 6.1 / 6.3 (3): CL with TE is a smuggling attempt -> 400, close
-        if cls:
-            raise RemoteProtocolError("both Content-Length and Transfer-Encoding")
-        te = transfer_framing(tes)
-        if te == TE_UNFRAMED:
-            # RFC 9112 6.3 (4): chunked is not the final coding of a request: the server
-            # MUST respond 400 and close (the body's length cannot be determined)
-            raise RemoteProtocolError("Transfer-Encoding does not end in chunked")
-        if te == TE_CODED:
-            # RFC 9112 6.1: a coding it does not understand SHOULD get 501 (nginx, h11)
-            raise RemoteProtocolError("unsupported transfer coding", 501)
+        _check_request_te(tes, bool(cls), http11)
         chunked = True
         clen = -1
     elif cls:
         clen = _content_length(cls)
     return keep_alive, clen, chunked, upgrade, expect
+
+
+def _check_request_te(tes: list[str], has_cl: bool, http11: bool) -> None:
+    """Raise unless a request's Transfer-Encoding frames its body as plain chunked."""
+    # RFC 9112 6.1: TE in HTTP/1.0 MUST be treated as faulty framing
+    if not http11:
+        raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+    # RFC 9112 6.1 / 6.3 (3): CL with TE is a smuggling attempt -> 400, close
+    if has_cl:
+        raise RemoteProtocolError("both Content-Length and Transfer-Encoding")
+    te = transfer_framing(tes)
+    if te == TE_UNFRAMED:
+        # RFC 9112 6.3 (4): chunked is not the final coding of a request: the server
+        # MUST respond 400 and close (the body's length cannot be determined)
+        raise RemoteProtocolError("Transfer-Encoding does not end in chunked")
+    if te == TE_CODED:
+        # RFC 9112 6.1: a coding it does not understand SHOULD get 501 (nginx, h11)
+        raise RemoteProtocolError("unsupported transfer coding", 501)
 
 
 def _other_target(method: str, target: str) -> tuple[str, str]:
