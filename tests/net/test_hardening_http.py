@@ -601,3 +601,43 @@ class TestUpgradeRequired:
         (r,) = parse_responses(cl.read_to_eof())
         assert r.status == 426 and r.headers["upgrade"] == "websocket"
         assert r.headers["connection"] == "close, upgrade"
+
+
+# --------------------------------------------------------------------------------------
+# endpoint auth on the head, the recipe the CLI uses for --auth-file (issue 12 item 10)
+# --------------------------------------------------------------------------------------
+class TestEndpointAuthOnTheHead:
+    @pytest.fixture
+    def port(self, mgr: mgpy.Manager) -> int:
+        app = App()
+        lc = mgr.bind("127.0.0.1:0", app)
+        lc.set_protocol_http_websocket()
+        for pattern in ("/upload", "/ws"):  # "/ws" also covers /ws/push
+            mgpy.register_http_endpoint(lc, pattern, app, auth_file=TABLE, auth_domain=REALM)
+        port: int = lc.local[1]
+        return port
+
+    @pytest.mark.parametrize("path", ["/ws", "/ws/push"])
+    def test_websocket_upgrade_is_401_without_credentials(
+        self, mgr: mgpy.Manager, port: int, path: str
+    ) -> None:
+        cl = Client(mgr, port)
+        head = (
+            f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        cl.send(head.encode())
+        data = cl.read_to_eof()
+        assert data.startswith(b"HTTP/1.1 401 ") and b" 101 " not in data
+
+    def test_multipart_upload_is_401_before_the_body(self, mgr: mgpy.Manager, port: int) -> None:
+        cl = Client(mgr, port)
+        mp = "Content-Type: multipart/form-data; boundary=b\r\n"
+        cl.send(post_head("/upload", TWO_MB, CONTINUE + mp))
+        data = cl.read_to_eof()
+        assert data.startswith(b"HTTP/1.1 401 ") and b"100 Continue" not in data
+
+    def test_other_paths_stay_open(self, mgr: mgpy.Manager, port: int) -> None:
+        cl = Client(mgr, port)
+        cl.send(post_head("/other", 2) + b"hi")
+        assert [r.status for r in cl.responses(1)] == [200]
