@@ -406,6 +406,9 @@ def broker_handler(c: Connection, ev: Any, ev_data: Any) -> None:
             link.after_input()
             return
         if ev == _CLOSE:
+            if c.mgr.stopping and link.live and link.version == MQTT_V5:
+                # Manager.close(): the server's last word (MQTT 5.0 4.13)
+                link.write(Disconnect(ReasonCode.SERVER_SHUTTING_DOWN).encode(MQTT_V5))
             link.on_close()
         link.h(c, ev, ev_data)
         return

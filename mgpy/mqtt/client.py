@@ -299,6 +299,8 @@ def mqtt_client_handler(c: Connection, ev: Any, ev_data: Any) -> None:
         link.feed_mbuf()
         return
     if ev == _CLOSE:
+        if c.mgr.stopping and link.acked and not link.ending:
+            link.write(Disconnect().encode(link.version))  # Manager.close(): our last word
         link.on_close()
     link.h(c, ev, ev_data)
     if ev == _CONNECT and ev_data == 0 and not c.is_closing:

@@ -461,3 +461,21 @@ def test_puback_for_unknown_id_is_ignored(
     raw.send(PubAck(99))
     raw.send(b"\xc0\x00")
     assert isinstance(raw.expect(), PingResp)
+
+
+def test_manager_close_tells_v5_clients_the_server_is_shutting_down() -> None:
+    server = mgpy.Manager()
+    try:
+        lc = MqttBroker(server).listen("127.0.0.1:0")
+        with mgpy.Manager() as client_mgr:
+            rec = Recorder()
+            c = connect_mqtt(client_mgr, f"mqtt://127.0.0.1:{lc.local[1]}", rec, version=5)
+            deadline = client_mgr.monotonic + 5
+            while not rec.of(c, MqttEv.CONNACK) and client_mgr.monotonic < deadline:
+                server.poll(5)
+                client_mgr.poll(5)
+            server.close()
+            wait_for(client_mgr, lambda: c.closed)
+            assert rec.of(c, MqttEv.DISCONNECT)[0].reason_code == ReasonCode.SERVER_SHUTTING_DOWN
+    finally:
+        server.close()
