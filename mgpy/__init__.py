@@ -39,6 +39,7 @@ from .http.static.serve import ServeOpts, serve_file, serve_http
 from .http.upload import file_upload_handler
 from .limits import Limits
 from .mbuf import Mbuf
+from .proto.deflate import DeflateOptions
 from .proto.digest import create_digest_auth_header
 from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
 from .proto.ws import WsProtocol
@@ -46,7 +47,9 @@ from .ws import (
     printf_websocket_frame,
     send_websocket_frame,
     ws_accept,
+    ws_broadcast,
     ws_close,
+    ws_compression,
     ws_dropped,
 )
 
@@ -106,6 +109,7 @@ __all__ = [
     "WS_OP_TEXT",
     "AuthResult",
     "Connection",
+    "DeflateOptions",
     "Error",
     "Ev",
     "F",
@@ -157,6 +161,8 @@ __all__ = [
     "url_decode",
     "url_encode",
     "ws_accept",
+    "ws_broadcast",
     "ws_close",
+    "ws_compression",
     "ws_dropped",
 ]

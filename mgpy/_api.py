@@ -18,7 +18,9 @@ from .http.client import connect_http
 from .http.respond import send_head, send_http_chunk
 from .http.server import set_protocol_http_websocket
 from .limits import Limits
+from .proto.deflate import DeflateOptions
 from .ws.client import connect_ws
+from .ws.compression import DEFAULT_COMPRESSION, set_compression
 from .ws.send import printf_websocket_frame, send_websocket_frame, ws_close
 
 __all__ = ["Connection", "Handler", "Manager"]
@@ -114,8 +116,13 @@ class Manager(core.Manager):
         tls: Any = None,
         backlog: int = 1024,
         reuse_port: bool = False,
+        compression: DeflateOptions | None = DEFAULT_COMPRESSION,
     ) -> Connection:
-        """Listen on ``addr``; see ``mgpy.core.Manager.bind``."""
+        """Listen on ``addr``; see ``mgpy.core.Manager.bind``.
+
+        ``compression``: the permessage-deflate options its WebSocket connections
+        negotiate (on by default; None turns WebSocket compression off).
+        """
         c = super().bind(
             addr,
             cast(core.Handler, handler),
@@ -125,6 +132,8 @@ class Manager(core.Manager):
             backlog=backlog,
             reuse_port=reuse_port,
         )
+        if compression is not DEFAULT_COMPRESSION:
+            set_compression(c, compression)
         return cast(Connection, c)
 
     def connect(
@@ -183,8 +192,12 @@ class Manager(core.Manager):
         limits: Limits | None = None,
         user_data: Any = None,
         tls: Any = None,
+        compression: DeflateOptions | None = DEFAULT_COMPRESSION,
     ) -> Connection:
-        """Open a WebSocket to ``url``; the handler gets WS_HANDSHAKE_DONE, then WS_FRAME..."""
+        """Open a WebSocket to ``url``; the handler gets WS_HANDSHAKE_DONE, then WS_FRAME...
+
+        ``compression`` offers permessage-deflate (on by default; None: not offered).
+        """
         self._check_open()
         c = connect_ws(
             self,
@@ -195,5 +208,6 @@ class Manager(core.Manager):
             limits=limits,
             user_data=user_data,
             tls=tls,
+            compression=compression,
         )
         return cast(Connection, c)

@@ -19,6 +19,9 @@ from ..http.client import new_client
 from ..http.exchange import HttpState, hand_over_timer
 from ..http.heads import normalize_headers
 from ..proto import ws as _core
+from ..proto.deflate import DeflateOptions, offer
+from ..proto.ws_handshake import check_server_response
+from .compression import DEFAULT_COMPRESSION
 from .protocol import ws_recv, ws_start
 
 if TYPE_CHECKING:
@@ -31,28 +34,36 @@ _EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
 
 
 class _Handshake:
-    """The client's side of one upgrade: the key of the current attempt, the offer."""
+    """The client's side of one upgrade: the key of the current attempt, the offers."""
 
-    __slots__ = ("hostport", "key", "offered")
+    __slots__ = ("compression", "hostport", "key", "offered")
 
-    def __init__(self, hostport: str, offered: list[str]) -> None:
+    def __init__(
+        self, hostport: str, offered: list[str], compression: DeflateOptions | None
+    ) -> None:
         self.hostport = hostport
         self.offered = offered
+        self.compression = compression
         self.key = ""
 
     def headers(self) -> list[tuple[str, str]]:
         """The upgrade headers of one attempt (RFC 6455 4.1: a fresh nonce each time)."""
         self.key = _core.new_client_key()
-        return _core.client_handshake_headers(self.hostport, self.key, self.offered or None)
+        ext = offer(self.compression) if self.compression is not None else None
+        return _core.client_handshake_headers(
+            self.hostport, self.key, self.offered or None, extensions=ext
+        )
 
     def on_101(self, c: Connection, st: HttpState, hm: HttpMessage) -> None:
         """The server switched protocols: verify it, then speak WebSocket."""
         try:
-            _core.check_server_handshake(hm, self.key, self.offered or None)
+            _sub, params = check_server_response(
+                hm, self.key, self.offered or None, self.compression
+            )
         except ProtocolError as e:
             c.error(f"WebSocket handshake failed: {e}")
             return
-        wst = ws_start(c, st.h, "client", hand_over_timer(st))
+        wst = ws_start(c, st.h, "client", hand_over_timer(st), params)
         st.h(c, _EV_WS_HANDSHAKE_DONE, hm)
         if c.recv_mbuf.buf and not c.is_closing:
             ws_recv(c, wst)
@@ -68,10 +79,12 @@ def connect_ws(
     limits: Limits | None = None,
     user_data: Any = None,
     tls: Any = None,
+    compression: DeflateOptions | None = DEFAULT_COMPRESSION,
 ) -> Connection:
     """Open a WebSocket to ``url`` (ws://, wss://, http://, https:// or no scheme).
 
-    ``protocol`` offers subprotocols (a list, or a comma-separated string).  The
+    ``protocol`` offers subprotocols (a list, or a comma-separated string).
+    ``compression`` offers permessage-deflate (on by default; None: not offered).  The
     handler gets CONNECT, then WS_HANDSHAKE_DONE (check ``resp_code == 101``), then
     WS_FRAME ...  A bad URL, path or header raises at the call.
 
@@ -86,7 +99,9 @@ def connect_ws(
     c, _st, x = new_client(
         mgr, url, "ws", handler, "GET", normalize_headers(headers), b"", limits, user_data, tls
     )
-    hs = _Handshake(x.addr.hostport, offered)
+    if compression is not None and not isinstance(compression, DeflateOptions):
+        raise TypeError(f"compression must be a DeflateOptions or None, got {compression!r}")
+    hs = _Handshake(x.addr.hostport, offered, compression)
     x.extra_headers = hs.headers
     x.on_101 = hs.on_101
     x.reply_ev = _EV_WS_HANDSHAKE_DONE

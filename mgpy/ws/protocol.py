@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RemoteProtocolError
 from ..events import WS_OP_PING, Ev, F, WsMessage
 from ..proto import ws as _core
+from ..proto.deflate import DeflateParams
 
 if TYPE_CHECKING:
     from ..core import Connection, Handler, TimerHandle
@@ -71,10 +72,17 @@ class WsState:
         self.timer: TimerHandle | None = None
 
 
-def ws_start(c: Connection, h: Handler, side: str, timer: TimerHandle | None = None) -> WsState:
+def ws_start(
+    c: Connection,
+    h: Handler,
+    side: str,
+    timer: TimerHandle | None = None,
+    deflate: DeflateParams | None = None,
+) -> WsState:
     """Switch ``c`` to WebSocket framing (after a 101): install the protocol handler.
 
     ``timer`` is the deadline handle HTTP hands over; it becomes the keepalive timer.
+    ``deflate``: the permessage-deflate parameters agreed in the handshake, if any.
     """
     lim = c.limits
     ws = _core.WsProtocol(
@@ -82,6 +90,7 @@ def ws_start(c: Connection, h: Handler, side: str, timer: TimerHandle | None = N
         max_message=lim.ws_max_message,
         defrag=not c.flags & _NO_DEFRAG,
         max_fragments=lim.ws_max_fragments,
+        deflate=deflate,
     )
     st = WsState(ws, h, side != "server")
     c.proto_data = st

@@ -21,7 +21,13 @@ from .protocol import WsState, arm_close_timeout, start_close
 if TYPE_CHECKING:
     from ..core import Connection
 
-__all__ = ["printf_websocket_frame", "send_websocket_frame", "ws_close", "ws_dropped"]
+__all__ = [
+    "printf_websocket_frame",
+    "queue_admits",
+    "send_websocket_frame",
+    "ws_close",
+    "ws_dropped",
+]
 
 log = logging.getLogger("mgpy")
 
@@ -63,18 +69,12 @@ def send_websocket_frame(c: Connection, op: int, data: Any = b"") -> None:
         return
     if isinstance(data, str):
         data = data.encode("utf-8")
-    lim = c.limits
-    cap = lim.ws_send_queue
-    if cap and opcode < _CONTROL:
-        queued = len(c.send_mbuf.buf)
-        if queued and queued + _core.frame_length(len(data), st.client) > cap:
-            if lim.ws_slow_policy == "drop" and opcode and not op & WS_DONT_FIN:
-                st.dropped += 1
-                return
-            c.error_reason = "WebSocket slow consumer: send queue over Limits.ws_send_queue"
-            log.warning("%r: %s; closing with 1008", c, c.error_reason)
-            start_close(c, st, 1008, "slow consumer")
-            return
+    if (
+        opcode < _CONTROL
+        and c.send_mbuf.buf  # an empty queue always takes a frame: skip the check
+        and not queue_admits(c, st, op, _core.frame_length(len(data), st.client))
+    ):
+        return
     if len(data) < _BIG_FRAME or st.client:
         c.send(ws.send(op, data))
         return
@@ -83,6 +83,30 @@ def send_websocket_frame(c: Connection, op: int, data: Any = b"") -> None:
         c.sendv(hdr, payload)
     else:
         c.send(hdr)
+
+
+def queue_admits(c: Connection, st: WsState, op: int, size: int) -> bool:
+    """May a data frame of ``size`` bytes be queued on ``c``?  Applies the slow-consumer policy.
+
+    A frame sent into an empty queue is always accepted.  Otherwise, past
+    ``Limits.ws_send_queue``: "drop" discards a whole message (counted), "close" (and a
+    fragment, which cannot be dropped without corrupting its message) starts the close
+    handshake with 1008.
+    """
+    lim = c.limits
+    cap = lim.ws_send_queue
+    if not cap:
+        return True
+    queued = len(c.send_mbuf.buf)
+    if not queued or queued + size <= cap:
+        return True
+    if lim.ws_slow_policy == "drop" and op & _OPCODE_MASK and not op & WS_DONT_FIN:
+        st.dropped += 1
+        return False
+    c.error_reason = "WebSocket slow consumer: send queue over Limits.ws_send_queue"
+    log.warning("%r: %s; closing with 1008", c, c.error_reason)
+    start_close(c, st, 1008, "slow consumer")
+    return False
 
 
 def printf_websocket_frame(c: Connection, op: int, fmt: str, *args: Any) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import Ev, Headers, HttpMessage
@@ -32,7 +32,9 @@ from ..http.exchange import (
 from ..http.heads import normalize_headers
 from ..http.server import register_upgrade
 from ..proto import ws as _core
+from ..proto.deflate import DeflateOptions, DeflateParams, negotiate
 from ..proto.http1 import response_head
+from .compression import listener_compression
 from .protocol import ws_recv, ws_start
 
 if TYPE_CHECKING:
@@ -49,17 +51,31 @@ _EV_WS_HANDSHAKE_DONE = Ev.WS_HANDSHAKE_DONE
 class WsUpgrade:
     """An upgrade request being decided (``HttpState.upgrade``): the handler's choices."""
 
-    __slots__ = ("headers", "key", "offered", "protocol")
+    __slots__ = ("compression", "headers", "key", "offered", "protocol")
 
-    def __init__(self, key: str, offered: list[str]) -> None:
+    def __init__(self, key: str, offered: list[str], compression: DeflateOptions | None) -> None:
         self.key = key
         self.offered: Sequence[str] = offered
         self.protocol: str | None = None
         self.headers: Sequence[tuple[str, str]] = ()
+        #: what permessage-deflate may be negotiated with (None: not at all)
+        self.compression = compression
 
 
-def ws_accept(c: Connection, protocol: str | None = None, headers: Headers = None) -> None:
+_UNSET: Any = object()
+
+
+def ws_accept(
+    c: Connection,
+    protocol: str | None = None,
+    headers: Headers = None,
+    *,
+    compression: DeflateOptions | None = _UNSET,
+) -> None:
     """In WS_HANDSHAKE_REQUEST: accept, choosing ``protocol`` (one offered) and adding headers.
+
+    ``compression`` overrides the listener's permessage-deflate setting for this
+    connection: ``DeflateOptions(...)``, or None to refuse compression.
 
     Example::
 
@@ -74,6 +90,10 @@ def ws_accept(c: Connection, protocol: str | None = None, headers: Headers = Non
         raise LocalProtocolError(f"subprotocol {protocol!r} was not offered by the client")
     x.protocol = protocol
     x.headers = normalize_headers(headers)
+    if compression is not _UNSET:
+        if compression is not None and not isinstance(compression, DeflateOptions):
+            raise TypeError(f"compression must be a DeflateOptions or None, got {compression!r}")
+        x.compression = compression
 
 
 def _enter(c: Connection, st: HttpState, h: Handler) -> None:
@@ -90,7 +110,7 @@ def upgrade(c: Connection, st: HttpState, hm: HttpMessage) -> None:
         st.h = route(st, c, hm.uri)
         protocol_error(c, st, e)
         return
-    up = st.upgrade = WsUpgrade(key, offered)
+    up = st.upgrade = WsUpgrade(key, offered, listener_compression(c))
     h = dispatch_handler(c, st, hm, _enter)
     if h is None:
         return  # the endpoint answered 401
@@ -103,9 +123,10 @@ def upgrade(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     if c.total_queued != nq0 or c.is_closing or c.closed:
         upgrade_refused(c, st)  # refused with a response (or closed by the handler)
         return
-    headers = _core.server_handshake_headers(key, up.protocol) + list(up.headers)
+    params, ext = _negotiate(hm, up.compression)
+    headers = _core.server_handshake_headers(key, up.protocol, ext) + list(up.headers)
     c.send(response_head(101, headers))
-    wst = ws_start(c, h, "server", upgrade_accepted(c, st))
+    wst = ws_start(c, h, "server", upgrade_accepted(c, st), params)
     try:
         h(c, _EV_WS_HANDSHAKE_DONE, hm)
     except Exception:
@@ -114,6 +135,21 @@ def upgrade(c: Connection, st: HttpState, hm: HttpMessage) -> None:
         return
     if c.recv_mbuf.buf:
         ws_recv(c, wst)
+
+
+def _negotiate(
+    hm: HttpMessage, options: DeflateOptions | None
+) -> tuple[DeflateParams | None, str | None]:
+    """RFC 7692 5: accept the first permessage-deflate offer we can, or none."""
+    if options is None:
+        return None, None
+    values = hm.header_all("sec-websocket-extensions")
+    if not values:
+        return None, None
+    agreed = negotiate(values, options)
+    if agreed is None:
+        return None, None
+    return agreed
 
 
 register_upgrade("websocket", upgrade)
