@@ -394,9 +394,10 @@ class MqttWsEndpoint:
             offered = [
                 p.strip() for v in hm.header_all("Sec-WebSocket-Protocol") for p in v.split(",")
             ]
+            n0 = c.total_queued
             self.h(c, ev, ev_data)
-            if c.is_closing or c.total_queued:
-                return  # the handler refused it
+            if c.is_closing or c.total_queued != n0:
+                return  # the handler refused it (it answered, or closed the connection)
             if WS_SUBPROTOCOL in offered:
                 ws_accept(c, protocol=WS_SUBPROTOCOL)  # [MQTT-6.0.0-4]
             else:  # [MQTT-6.0.0-3]: a client must offer "mqtt"
