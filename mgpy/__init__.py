@@ -20,6 +20,7 @@ from .events import (
     MultipartPart,
     WsMessage,
 )
+from .http.access import enable_access_log
 from .http.auth import (
     AuthResult,
     check_digest_auth,
@@ -135,6 +136,7 @@ __all__ = [
     "connect_http",
     "connect_ws",
     "create_digest_auth_header",
+    "enable_access_log",
     "file_upload_handler",
     "get_http_basic_auth",
     "get_http_header",

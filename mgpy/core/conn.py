@@ -44,7 +44,9 @@ __all__ = ["Connection", "Data", "Handler", "Pump"]
 
 log = logging.getLogger("mgpy")
 
-Handler = Callable[["Connection", Any, Any], None]
+#: ``handler(c, ev, ev_data)``.  The connection is typed Any so that a handler annotated
+#: with ``mgpy.Connection`` (the facade's subclass every manager creates) fits anywhere
+Handler = Callable[[Any, Any, Any], None]
 Data = bytes | bytearray | memoryview | str
 #: a body producer: ``pump(c, budget) -> bytes moved, 0 (socket full) or -1 (done)``
 Pump = Callable[["Connection", int], int]

@@ -8,6 +8,7 @@ imports it.
 
 from __future__ import annotations
 
+from .access import enable_access_log
 from .auth import (
     AuthResult,
     check_digest_auth,
@@ -26,6 +27,7 @@ __all__ = [
     "ServeOpts",
     "check_digest_auth",
     "connect_http",
+    "enable_access_log",
     "file_upload_handler",
     "get_http_basic_auth",
     "http_reply",

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LocalProtocolError, ProtocolError
 from ..events import F, HttpMessage
 from ..proto.http1 import HttpReader, reason_phrase
+from .access import access_log_enabled, log_exchange
 from .heads import response_head, status_text
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class HttpState:
         "in_recv",
         "keep_alive",
         "linger",
+        "log",
         "mark",
         "method",
         "mp",
@@ -139,8 +141,11 @@ class HttpState:
         "resp_end",
         "resp_nobody",
         "resp_started",
+        "status",
+        "t0",
         "timer",
         "upgrade",
+        "uri",
     )
 
     def __init__(self, c: Connection, client: bool) -> None:
@@ -176,6 +181,11 @@ class HttpState:
         self.upgrade: Any = None  # the upgrading protocol's pending state (WebSocket key...)
         self.linger = 0.0  # lingering close: the monotonic time it ends (0: not lingering)
         self.timer: TimerHandle | None = None  # the one protocol deadline of this connection
+        #: access log (``access.enable_access_log``): request start, path and status
+        self.log = access_log_enabled(c.mgr)
+        self.t0 = 0.0
+        self.uri = ""
+        self.status = 0
 
     def hold_on_eof(self, c: Connection) -> bool:
         """The client half-closed: keep ``c`` open if an answer is still pending.
@@ -197,6 +207,15 @@ class HttpListener:
 
     def __init__(self) -> None:
         self.endpoints: list[Any] = []
+
+
+def log_done(c: Connection, st: HttpState) -> None:
+    """Write the access line of the exchange that just ended (``st.log`` is set)."""
+    proto = "HTTP/1.0" if st.http10 else "HTTP/1.1"
+    seconds = c.mgr.monotonic - st.t0 if st.t0 else 0.0
+    nbytes = max(0, c.total_queued - st.nq0)
+    log_exchange(c.peer, st.method if st.uri else "", st.uri, proto, st.status, nbytes, seconds)
+    st.uri = ""
 
 
 def require_state(c: Connection) -> HttpState:
@@ -231,6 +250,10 @@ def begin_request(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     st.http10 = hm.proto == "HTTP/1.0"
     st.resp_started = False
     st.answered = False
+    if st.log:
+        st.t0 = c.mgr.monotonic
+        st.uri = hm.uri
+        st.status = 0
 
 
 def begin_body(c: Connection, st: HttpState, hm: HttpMessage) -> None:
@@ -269,6 +292,8 @@ def head_answered(c: Connection, st: HttpState) -> bool:
         return True
     if c.total_queued != st.nq0:
         st.answered = True
+        if st.log:
+            log_done(c, st)
         linger_close(c, st)
         return True
     return False
@@ -338,6 +363,8 @@ def response_done(c: Connection, st: HttpState) -> None:
     if st.phase != WAIT:
         return
     st.answered = True
+    if st.log:
+        log_done(c, st)
     if not st.keep_alive or st.resp_close:
         if c.recv_mbuf.buf:
             linger_close(c, st)  # the client sent more (pipelined) than will be answered
@@ -380,6 +407,8 @@ def finish(c: Connection, st: HttpState, close: bool) -> None:
     elif st.phase in (BODY, IDLE):
         # answered before the request was fully read: the rest of it cannot be trusted
         st.answered = True
+        if st.log:
+            log_done(c, st)
         linger_close(c, st)
 
 
@@ -410,6 +439,9 @@ def upgrade_accepted(c: Connection, st: HttpState) -> TimerHandle | None:
     st.phase = UPGRADED
     st.resp_started = True
     st.answered = True
+    if st.log:
+        st.status = 101
+        log_done(c, st)
     st.upgrade = None
     st.reader = None
     st.hm = None
@@ -437,6 +469,8 @@ def check_unanswered(st: HttpState) -> None:
 # --------------------------------------------------------------------------------
 def head_for(st: HttpState | None, code: int, fields: str, close: bool) -> str:
     """The response head for ``st``: adds the ``Connection`` header its state calls for."""
+    if st is not None:
+        st.status = code
     if st is None or close or not st.keep_alive:
         conn = "Connection: close\r\n"
     elif st.http10:
@@ -539,6 +573,8 @@ def protocol_error(c: Connection, st: HttpState, e: ProtocolError) -> None:
         c.recv_mbuf.clear()
         st.answered = False  # the error answers the request that broke the protocol
         send_error(c, st, e.status if 400 <= e.status < 600 else 400)
+        if st.log:
+            log_done(c, st)
     linger_close(c, st)
 
 
@@ -614,6 +650,8 @@ def _expired(c: Connection, st: HttpState) -> None:
         st.phase = DEAD
         st.answered = False
         send_error(c, st, 408)
+        if st.log:
+            log_done(c, st)
         linger_close(c, st)
         return
     c.abort()  # idle keep-alive connection

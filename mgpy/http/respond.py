@@ -77,6 +77,7 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         # the common case: a keep-alive HTTP/1.1 answer with a body
         head = response_head(code, f"Content-Length: {len(body)}\r\n{extra}")
         c.send(head.encode("latin-1") + body)
+        st.status = code
         st.resp_started = True
         st.resp_end = c.total_queued
         response_done(c, st)

@@ -44,6 +44,9 @@ __all__ = [
 #: what a listener (and connect_ws) negotiates unless told otherwise
 DEFAULT_COMPRESSION = DeflateOptions()
 
+#: Manager.counters key: bytes ws_broadcast put on the wire (frames, all recipients)
+_WIRE = "ws.broadcast_wire"
+
 _by_listener: weakref.WeakKeyDictionary[Connection, DeflateOptions | None] = (
     weakref.WeakKeyDictionary()
 )
@@ -90,6 +93,8 @@ def ws_broadcast(conns: Iterable[Connection], op: int, data: bytes | str) -> int
         data = bytes(data)
     frames: dict[DeflateParams | None, bytes] = {}
     n = 0
+    wire = 0
+    mgr = None
     for c in conns:
         st: Any = c.proto_data
         if st.__class__ is not WsState or c.closed:
@@ -97,15 +102,22 @@ def ws_broadcast(conns: Iterable[Connection], op: int, data: bytes | str) -> int
         ws = st.ws
         if ws.state != OPEN:
             continue
+        mgr = c.mgr
         if not ws.can_share_frames:
+            q0 = c.total_queued
             send_websocket_frame(c, op, data)
+            wire += c.total_queued - q0
             n += 1
             continue
         key = ws.deflate
         frame = frames.get(key)
         if frame is None:
             frame = frames[key] = broadcast_frame(op, data, key)
-        if queue_admits(c, st, op, len(frame)):
+        if not c.send_mbuf.buf or queue_admits(c, st, op, len(frame)):
             c.send(frame)
+            wire += len(frame)
             n += 1
+    if mgr is not None:
+        counters = mgr.counters
+        counters[_WIRE] = counters.get(_WIRE, 0) + wire
     return n

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RemoteProtocolError
 from ..events import WS_OP_PING, Ev, F, WsMessage
+from ..http.access import log_ws
 from ..proto import ws as _core
 from ..proto.deflate import DeflateParams
 
@@ -59,7 +60,7 @@ _PING_PAYLOAD = b"mgpy"
 class WsState:
     """Per-connection WebSocket state, in ``c.proto_data`` once the connection upgraded."""
 
-    __slots__ = ("client", "dropped", "h", "ping_pending", "timer", "ws")
+    __slots__ = ("client", "dropped", "h", "log", "ping_pending", "timer", "ws")
 
     def __init__(self, ws: _core.WsProtocol, h: Handler, client: bool) -> None:
         self.ws = ws
@@ -70,6 +71,8 @@ class WsState:
         #: messages dropped under the "drop" slow-consumer policy
         self.dropped = 0
         self.timer: TimerHandle | None = None
+        #: access log: (path, monotonic open time) when the manager logs requests
+        self.log: tuple[str, float] | None = None
 
 
 def ws_start(
@@ -117,8 +120,11 @@ def ws_handler(c: Connection, ev: Any, ev_data: Any) -> None:
         st.h(c, ev, ev_data)
         ws_recv(c, st)
         return
-    if ev == _CLOSE and c.mgr.stopping:
-        _goodbye(c, st)
+    if ev == _CLOSE:
+        if c.mgr.stopping:
+            _goodbye(c, st)
+        if st.log is not None:
+            log_ws(c.peer, st.log[0], "closed", c.mgr.monotonic - st.log[1])
     st.h(c, ev, ev_data)
 
 

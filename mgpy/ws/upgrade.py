@@ -127,6 +127,8 @@ def upgrade(c: Connection, st: HttpState, hm: HttpMessage) -> None:
     headers = _core.server_handshake_headers(key, up.protocol, ext) + list(up.headers)
     c.send(response_head(101, headers))
     wst = ws_start(c, h, "server", upgrade_accepted(c, st), params)
+    if st.log:
+        wst.log = (hm.uri, c.mgr.monotonic)
     try:
         h(c, _EV_WS_HANDSHAKE_DONE, hm)
     except Exception:

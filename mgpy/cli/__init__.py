@@ -1,0 +1,63 @@
+"""The ``mgpy`` command (also ``python -m mgpy``): serve a directory, with a WebSocket
+echo and a live stats push; see ``server`` for the routes and ``args`` for the options.
+
+SIGINT (Ctrl-C) and SIGTERM stop the server cleanly (open WebSockets get 1001), also
+when it was started in the background with SIGINT ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import mgpy
+
+from .args import build_parser
+from .server import DASHBOARD, Server
+
+__all__ = ["Server", "build_parser", "main"]
+
+
+def main(argv: list[str] | None = None, prog: str = "mgpy") -> int:
+    """Entry point of the ``mgpy`` command and ``python -m mgpy``; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    root = args.root if args.root is not None else DASHBOARD
+    if not os.path.isdir(root):
+        what = "--root" if args.root is not None else "the dashboard shipped with mgpy"
+        sys.stderr.write(f"mgpy: error: {what} {root!r} is not a directory\n")
+        return 2
+    try:
+        srv = Server(args)
+        url = srv.start()
+    except mgpy.Error as e:
+        sys.stderr.write(f"mgpy: error: {e}\n")
+        return 2
+    stop: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.append(signum)
+        srv.mgr.wakeup()  # return from poll() now, not at its timeout
+
+    # Both signals stop the loop cleanly, also when SIGINT was ignored at start (a job
+    # started in the background by a non-interactive shell).
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        served = os.path.abspath(root) if args.root is not None else f"the dashboard ({root})"
+        print(
+            f"mgpy serving {served} on {url} "
+            f"(WebSocket echo at /ws, live stats at /ws/push). Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stop:
+            srv.mgr.poll(1000)
+    finally:
+        srv.mgr.close()
+    print("mgpy: stopped.", flush=True)
+    return 0
