@@ -94,6 +94,7 @@ lint: $(TEST_STAMP)
 bench: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/mqtt_bench.py
 
 AUTOBAHN_SERVER_CMD := $(BIN)/python -m mgpy --listen 127.0.0.1:{port} --ws-max-message 16777216 --log-level warning
 AUTOBAHN_CLIENT_CMD := $(BIN)/python examples/ws_autobahn_client.py {url} {agent}

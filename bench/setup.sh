@@ -27,6 +27,14 @@ if ! "$venv/bin/python" -c 'import aiohttp, uvicorn, httptools, uvloop, websocke
   (cd "$root" && "$venv/bin/python" -m pip install -q -e '.[bench]')
 fi
 
+# amqtt (the Python MQTT broker measured against) pins an old websockets; its TCP broker
+# works with the newer one the test extra needs, so it is installed without its pins
+if ! "$venv/bin/python" -c 'import amqtt' 2>/dev/null; then
+  echo "bench/setup.sh: installing amqtt (no dependency pins) into $venv" >&2
+  "$venv/bin/python" -m pip install -q --no-deps 'amqtt>=0.12'
+  "$venv/bin/python" -m pip install -q transitions pwdlib PyYAML typer dacite psutil typing-extensions
+fi
+
 src="$here/loadgen/wsload.c"
 out="$here/loadgen/build/wsload"
 if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then

@@ -40,6 +40,17 @@ from .http.static.serve import ServeOpts, serve_file, serve_http
 from .http.upload import file_upload_handler
 from .limits import Limits
 from .mbuf import Mbuf
+from .mqtt import (
+    MqttBroker,
+    MqttEv,
+    mqtt_broker,
+    mqtt_disconnect,
+    mqtt_ping,
+    mqtt_publish,
+    mqtt_session,
+    mqtt_subscribe,
+    mqtt_unsubscribe,
+)
 from .proto.deflate import DeflateOptions
 from .proto.digest import create_digest_auth_header
 from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
@@ -95,6 +106,11 @@ def connect_http(mgr: Manager, url: str, handler: Handler, **kw: object) -> Conn
     return mgr.connect_http(url, handler, **kw)  # type: ignore[arg-type]
 
 
+def connect_mqtt(mgr: Manager, url: str, handler: Handler, **kw: object) -> Connection:
+    """``mgr.connect_mqtt(url, handler, ...)`` as a function (mongoose's mg_mqtt_connect)."""
+    return mgr.connect_mqtt(url, handler, **kw)
+
+
 def connect_ws(mgr: Manager, url: str, handler: Handler, **kw: object) -> Connection:
     """``mgr.connect_ws(url, handler, ...)`` as a function (mongoose's mg_connect_ws)."""
     return mgr.connect_ws(url, handler, **kw)  # type: ignore[arg-type]
@@ -120,6 +136,8 @@ __all__ = [
     "LocalProtocolError",
     "Manager",
     "Mbuf",
+    "MqttBroker",
+    "MqttEv",
     "MultipartPart",
     "ProtocolError",
     "RemoteProtocolError",
@@ -134,6 +152,7 @@ __all__ = [
     "check_digest_auth",
     "connect",
     "connect_http",
+    "connect_mqtt",
     "connect_ws",
     "create_digest_auth_header",
     "enable_access_log",
@@ -145,6 +164,13 @@ __all__ = [
     "http_reply",
     "http_send_error",
     "http_send_redirect",
+    "mqtt_broker",
+    "mqtt_disconnect",
+    "mqtt_ping",
+    "mqtt_publish",
+    "mqtt_session",
+    "mqtt_subscribe",
+    "mqtt_unsubscribe",
     "printf",
     "printf_http_chunk",
     "printf_websocket_frame",

@@ -18,6 +18,7 @@ from .http.client import connect_http
 from .http.respond import send_head, send_http_chunk
 from .http.server import set_protocol_http_websocket
 from .limits import Limits
+from .mqtt import connect_mqtt
 from .proto.deflate import DeflateOptions
 from .ws.client import connect_ws
 from .ws.compression import DEFAULT_COMPRESSION, set_compression
@@ -211,3 +212,13 @@ class Manager(core.Manager):
             compression=compression,
         )
         return cast(Connection, c)
+
+    def connect_mqtt(self, url: str, handler: Handler, **kw: Any) -> Connection:
+        """Connect to an MQTT broker (``mqtt://``, ``mqtts://``, ``ws://``, ``wss://``).
+
+        The handler gets ``Ev.MQTT_CONNACK``, then ``MQTT_PUBLISH`` ...; keyword options
+        as ``mgpy.connect_mqtt`` (client_id, username, password, clean_start, will,
+        keepalive, version, session ...).
+        """
+        self._check_open()
+        return cast(Connection, connect_mqtt(self, url, cast(core.Handler, handler), **kw))

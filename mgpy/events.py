@@ -55,6 +55,16 @@ class Ev(enum.IntEnum):
     WS_HANDSHAKE_DONE = 112  #: ev_data: HttpMessage (request on server, response on client)
     WS_FRAME = 113  #: ev_data: WsMessage (a whole data message unless WEBSOCKET_NO_DEFRAG)
     WS_CONTROL_FRAME = 114  #: ev_data: WsMessage (ping, pong or close)
+    MQTT_CONNACK = 130  #: ev_data: Connack (client: the broker answered our CONNECT)
+    MQTT_PUBLISH = 131  #: ev_data: Publish (a message for us)
+    MQTT_SUBACK = 132  #: ev_data: Suback
+    MQTT_UNSUBACK = 133  #: ev_data: Unsuback
+    MQTT_PUBLISH_DONE = 134  #: ev_data: PublishDone (our QoS 1/2 publish completed)
+    MQTT_DISCONNECT = 135  #: ev_data: Disconnect (the peer's)
+    MQTT_SESSION_LOST = 136  #: ev_data: list of messages a dropped session discarded
+    MQTT_CLIENT_CONNECT = 137  #: ev_data: Connect (broker: a client connected)
+    MQTT_SUBSCRIBE = 138  #: ev_data: Subscribe (broker)
+    MQTT_UNSUBSCRIBE = 139  #: ev_data: Unsubscribe (broker)
     HTTP_MULTIPART_REQUEST = 121  #: ev_data: HttpMessage (headers only)
     HTTP_PART_BEGIN = 122  #: ev_data: MultipartPart (no data)
     HTTP_PART_DATA = 123  #: ev_data: MultipartPart with data

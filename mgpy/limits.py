@@ -135,8 +135,9 @@ class Limits:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_field(f.name, f.type, getattr(self, f.name))
-        if self.ws_slow_policy not in ("close", "drop"):
-            raise ValueError("Limits.ws_slow_policy must be 'close' or 'drop'")
+        for name in ("ws_slow_policy", "mqtt_slow_policy"):
+            if getattr(self, name) not in ("close", "drop"):
+                raise ValueError(f"Limits.{name} must be 'close' or 'drop'")
         if self.send_low_water > self.send_high_water:
             raise ValueError("Limits.send_low_water must not exceed send_high_water")
 
@@ -160,6 +161,11 @@ _AT_LEAST_ONE = frozenset(
         "max_parts",
         "max_part_headers",
         "part_data_size",
+        "mqtt_max_packet_size",
+        "mqtt_max_topic_length",
+        "mqtt_max_topic_levels",
+        "mqtt_max_inflight",
+        "mqtt_send_queue",
     )
 )
 
