@@ -121,6 +121,20 @@ def build_parser(prog: str = "mgpy") -> argparse.ArgumentParser:
     )
     p.add_argument("--no-push", action="store_true", help="do not push stats on /ws/push")
     p.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="ADDR",
+        help="also run an MQTT broker on ADDR (e.g. 127.0.0.1:1883), and MQTT over "
+        "WebSocket at /mqtt; with --auth-file it asks for credentials from that file",
+    )
+    p.add_argument(
+        "--mqtt-prefix",
+        default="sensors/",
+        metavar="PREFIX",
+        help="MQTT messages under this topic prefix appear on the dashboard "
+        "(default: sensors/; '' shows every topic)",
+    )
+    p.add_argument(
         "--no-access-log",
         action="store_true",
         help="do not log one line per request (logger mgpy.access, at --log-level info)",

@@ -30,6 +30,8 @@ import mgpy
 from mgpy import Ev, F
 
 from .._version import __version__
+from ..mqtt import MqttBroker
+from .mqtt import start_broker
 
 __all__ = ["DASHBOARD", "Server"]
 
@@ -100,6 +102,7 @@ class Server:
         #: /ws/push payload bytes sent, and the bytes they took on the wire (compression)
         self.push_raw = 0
         self.push_wire = 0
+        self.broker: MqttBroker | None = None  # --mqtt
 
     # -- handler ------------------------------------------------------------------
     def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
@@ -247,6 +250,8 @@ class Server:
                 mgpy.register_http_endpoint(
                     lc, pattern, self.handler, auth_file=a.auth_file, auth_domain=a.auth_realm
                 )
+        if getattr(a, "mqtt", None):
+            self.broker = start_broker(self, lc, a.mqtt, a.mqtt_prefix, a.auth_file, a.auth_realm)
         lc.set_timer(time.time() + 1.0)
         host, port = lc.local[0], lc.local[1]
         scheme = "https" if tls is not None or a.listen.startswith(("https:", "wss:")) else "http"

@@ -271,6 +271,7 @@
         renderStats(msg);
       }
       else if (msg.type === "chat") addChatMessage(msg, data);
+      else if (msg.type === "mqtt") addDeviceValue(msg);
     } catch (err) {
       /* a malformed message must never break the dashboard */
     }
@@ -292,7 +293,17 @@
     wsMessages: $("stat-ws-messages"),
     uptime: $("stat-uptime"),
     started: $("stat-started"),
+    pushRatio: $("stat-push-ratio"),
   };
+
+  /** "3.2× smaller" when compression paid off, else "uncompressed". */
+  function formatRatio(raw, wire) {
+    const r = num(raw);
+    const w = num(wire);
+    if (r === null || w === null || r <= 0 || w <= 0) return "–";
+    if (w >= r) return "uncompressed";
+    return rateFmt.format(r / w) + "× smaller";
+  }
 
   let serverStartMs = 0;
 
@@ -309,6 +320,7 @@
     setText(statEls.wsMps, formatRate(s.ws_mps));
     setText(statEls.wsMessages, formatCount(s.ws_messages));
     setText(statEls.uptime, formatDuration(s.uptime));
+    setText(statEls.pushRatio, formatRatio(s.push_raw_bytes, s.push_wire_bytes));
     const t = num(s.time);
     const up = num(s.uptime);
     if (t !== null && up !== null) {
@@ -526,6 +538,105 @@
   const darkQuery = window.matchMedia("(prefers-color-scheme: dark)");
   if (typeof darkQuery.addEventListener === "function") {
     darkQuery.addEventListener("change", scheduleDraw);
+  }
+
+  /* ---- devices (MQTT) ------------------------------------------------------- */
+
+  // {"type":"mqtt","topic":..,"value":number|null,"payload":text,"time":..}: one series
+  // per topic with a numeric value, the last 60 s, drawn on their own chart.
+  const DEVICE_MAX_TOPICS = 8;
+  const DEVICE_COLORS = ["#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#2563eb"];
+  const devices = {
+    panel: $("devices"),
+    canvas: $("devices-chart"),
+    legend: $("devices-legend"),
+    summary: $("devices-summary"),
+    series: new Map(), // topic -> {points: [[time, value]], color, item, valueEl}
+    frame: 0,
+  };
+
+  function addDeviceValue(msg) {
+    if (typeof msg.topic !== "string") return;
+    const value = num(msg.value);
+    const t = num(msg.time);
+    if (value === null || t === null) return;
+    let s = devices.series.get(msg.topic);
+    if (!s) {
+      if (devices.series.size >= DEVICE_MAX_TOPICS) return;
+      const color = DEVICE_COLORS[devices.series.size % DEVICE_COLORS.length];
+      const item = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = color;
+      swatch.setAttribute("aria-hidden", "true");
+      const name = document.createElement("span");
+      name.className = "device-topic";
+      name.textContent = msg.topic;
+      const valueEl = document.createElement("span");
+      valueEl.className = "device-value";
+      item.append(swatch, name, " ", valueEl);
+      item.dataset.topic = msg.topic;
+      devices.legend.append(item);
+      s = { points: [], color, item, valueEl };
+      devices.series.set(msg.topic, s);
+      devices.panel.hidden = false;
+      devices.canvas.dataset.series = String(devices.series.size);
+    }
+    s.points.push([t, value]);
+    while (s.points.length && s.points[0][0] < t - CHART_SAMPLES) s.points.shift();
+    setText(s.valueEl, rateFmt.format(value));
+    s.item.dataset.value = String(value);
+    const parts = [];
+    for (const [topic, ser] of devices.series) {
+      parts.push(topic + " " + rateFmt.format(ser.points[ser.points.length - 1][1]));
+    }
+    setText(devices.summary, "Latest device values: " + parts.join(", ") + ".");
+    if (!devices.frame) devices.frame = requestAnimationFrame(drawDevices);
+  }
+
+  function drawDevices() {
+    devices.frame = 0;
+    const canvas = devices.canvas;
+    const rect = canvas.getBoundingClientRect();
+    const w = rect.width;
+    const h = rect.height;
+    if (w < 1 || h < 1) return;
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr)) canvas.width = Math.round(w * dpr);
+    if (canvas.height !== Math.round(h * dpr)) canvas.height = Math.round(h * dpr);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    let lo = Infinity;
+    let hi = -Infinity;
+    let newest = -Infinity;
+    for (const s of devices.series.values()) {
+      for (const [t, v] of s.points) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+        newest = Math.max(newest, t);
+      }
+    }
+    if (!isFinite(lo)) return;
+    if (hi - lo < 1e-9) {
+      hi += 1;
+      lo -= 1;
+    }
+    const pad = 8;
+    const xAt = (t) => pad + ((w - 2 * pad) * (t - (newest - CHART_SAMPLES))) / CHART_SAMPLES;
+    const yAt = (v) => h - pad - ((h - 2 * pad) * (v - lo)) / (hi - lo);
+    for (const s of devices.series.values()) {
+      ctx.beginPath();
+      s.points.forEach(([t, v], i) => (i ? ctx.lineTo(xAt(t), yAt(v)) : ctx.moveTo(xAt(t), yAt(v))));
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = s.color;
+      ctx.stroke();
+      const [lt, lv] = s.points[s.points.length - 1];
+      ctx.beginPath();
+      ctx.arc(xAt(lt), yAt(lv), 3, 0, 2 * Math.PI);
+      ctx.fillStyle = s.color;
+      ctx.fill();
+    }
   }
 
   /* ---- chat ---------------------------------------------------------------- */

@@ -58,6 +58,7 @@ class MgpyProcess:
         self.url = ""
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []  # everything the current process printed
+        self.extra_args: list[str] = []  # more command-line options (e.g. --mqtt ADDR)
         self._cond = threading.Condition()
         self._reader: threading.Thread | None = None
 
@@ -71,6 +72,7 @@ class MgpyProcess:
             "--listen", f"127.0.0.1:{self.port}",
             "--upload-dir", str(self.upload_dir),
             "--log-level", "warning",
+            *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd,
