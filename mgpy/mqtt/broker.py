@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError
 from ..events import Ev, HttpMessage
-from ..http.respond import http_reply
+from ..http.respond import http_reply, http_send_error
 from ..http.server import register_http_endpoint
 from ..proto.mqtt import (
     NO_PROPERTIES,
@@ -407,11 +407,9 @@ class MqttWsEndpoint:
             link = BrokerLink(c, self.broker, self.h, True)
             c.proto_data.h = link  # WsState.h: the link now reads the WebSocket's messages
         elif ev == Ev.HTTP_REQUEST:
-            http_reply(
-                c,
-                _HTTP_UPGRADE_REQUIRED,
-                "MQTT over WebSocket: connect with a WebSocket, subprotocol 'mqtt'\n",
-                {"Upgrade": "websocket"},
+            # RFC 9110 15.5.22: 426 names the upgrade (Upgrade + Connection: upgrade)
+            http_send_error(
+                c, _HTTP_UPGRADE_REQUIRED, "MQTT over WebSocket: use subprotocol 'mqtt'"
             )
             return
         self.h(c, ev, ev_data)

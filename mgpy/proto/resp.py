@@ -51,32 +51,27 @@ server you trust.
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from .._accel import extensions_disabled
-from ..errors import Error, LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ..errors import Error, LimitExceeded, RemoteProtocolError
 from ._sentinel import NEED_DATA, Sentinel
+from .resp_write import pack_command, pack_pipeline
 
 __all__ = [
-    "HIREDIS_AVAILABLE",
     "NEED_DATA",
-    "HiredisReader",
     "PubSubMessage",
+    "ReaderBase",
     "RespError",
     "RespLimits",
     "RespPush",
     "RespReader",
     "Subscription",
-    "new_reader",
     "pack_command",
     "pack_pipeline",
 ]
 
-Arg: TypeAlias = "bytes | bytearray | memoryview | str | int | float"
 RespValue: TypeAlias = Any  # bytes | int | float | bool | None | RespError | list | dict
 
 # -- limits ------------------------------------------------------------------------
@@ -127,8 +122,6 @@ _INT64_MAX: Final = (1 << 63) - 1
 _VERBATIM_PREFIX: Final = 4
 #: blobs at least this long are collected from feed() chunk by chunk
 _BIG_BLOB: Final = 64 * 1024
-#: bytes-like arguments at least this long are written as their own part, not copied
-_BIG_ARG: Final = 1024
 
 # RESP3 spec, "Double": digits, optional fraction, optional exponent; inf, -inf, nan.
 # Redis before 7.2 may send libc spellings of NaN ("-nan", "NAN", "nan(...)").
@@ -229,7 +222,7 @@ def _make_map(items: list[RespValue]) -> dict[RespValue, RespValue]:
         return {_hashable(k): v for k, v in zip(items[0::2], items[1::2], strict=True)}
 
 
-class _ReaderBase:
+class ReaderBase:
     """What both readers share: limits, the Pub/Sub state and event typing."""
 
     __slots__ = (
@@ -296,7 +289,7 @@ class _Frame:
         self.size = 0  # bytes of a streamed string so far
 
 
-class RespReader(_ReaderBase):
+class RespReader(ReaderBase):
     """Incremental RESP2/RESP3 reply reader (pure Python).
 
     Example::
@@ -704,129 +697,3 @@ class RespReader(_ReaderBase):
         if self.pubsub and kind == _ARRAY and value:
             return self._typed(value, False)
         return value
-
-
-# -- the hiredis accelerator -------------------------------------------------------------
-
-_hiredis: Any = None
-if not extensions_disabled():  # MGPY_NO_EXTENSIONS forces pure Python (mgpy/_accel.py)
-    try:
-        _hiredis = importlib.import_module("hiredis")
-    except ImportError:  # the optional accelerator is absent: pure Python only
-        pass
-
-HIREDIS_AVAILABLE: Final = _hiredis is not None
-
-
-class _HiredisProtocolError(Exception):
-    """What hiredis raises for bytes that are not RESP (turned into RemoteProtocolError)."""
-
-
-class HiredisReader(_ReaderBase):
-    """``RespReader``'s interface on ``hiredis.Reader`` (see the module notes on its limits)."""
-
-    __slots__ = ("_push_type", "_reader")
-
-    def __init__(self, limits: RespLimits | None = None) -> None:
-        if _hiredis is None:
-            raise LocalProtocolError("hiredis is not installed")
-        super().__init__(limits)
-        self._reader = _hiredis.Reader(
-            protocolError=_HiredisProtocolError, replyError=RespError, notEnoughData=NEED_DATA
-        )
-        self._push_type: type = _hiredis.PushNotification
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Append received bytes (copied into hiredis' buffer)."""
-        if data:
-            self._reader.feed(data)
-
-    def next_event(self) -> object:
-        """Return the next reply value or typed event, or ``NEED_DATA`` (see RespReader)."""
-        if self._failed is not None:
-            raise self._failed
-        try:
-            value = self._reader.gets()
-        except _HiredisProtocolError as exc:
-            self._failed = RemoteProtocolError(f"RESP: {exc}")
-            raise self._failed from None
-        except (TypeError, MemoryError) as exc:  # an unhashable map key; a huge declared count
-            self._failed = RemoteProtocolError(f"RESP: {exc!r}")
-            raise self._failed from None
-        if value is NEED_DATA:
-            # hiredis keeps an incomplete blob whole in its buffer: bound that
-            if self._reader.len() > self.limits.max_bulk + self.limits.max_line:
-                self._failed = LimitExceeded("RESP blob string longer than max_bulk")
-                raise self._failed
-            return value
-        t = type(value)
-        if t is self._push_type:
-            try:
-                return self._typed(list(value), True)
-            except RemoteProtocolError as exc:
-                self._failed = exc
-                raise
-        if t is list and self.pubsub and value:
-            return self._typed(value, False)
-        return value
-
-
-def new_reader(
-    limits: RespLimits | None = None, *, accelerated: bool = False
-) -> RespReader | HiredisReader:
-    """Return a reply reader: ``HiredisReader`` if ``accelerated`` and hiredis is installed."""
-    if accelerated and HIREDIS_AVAILABLE:
-        return HiredisReader(limits)
-    return RespReader(limits)
-
-
-# -- the command encoder ------------------------------------------------------------------
-
-
-def _pack_into(parts: list[bytes], args: Sequence[Arg]) -> None:
-    """Append one command, an array of blob strings, to ``parts``."""
-    if not args:
-        raise LocalProtocolError("a RESP command needs at least a name")
-    parts.append(b"*%d\r\n" % len(args))
-    for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, bool):
-            raise TypeError("RESP argument must be bytes, str, int or float, not bool")
-        elif isinstance(arg, int):
-            data = b"%d" % arg
-        elif isinstance(arg, float):
-            data = repr(arg).encode()
-        elif isinstance(arg, (bytearray, memoryview)):
-            data = bytes(arg)
-        else:
-            name = type(arg).__name__
-            raise TypeError(f"RESP argument must be bytes, str, int or float, not {name}")
-        if len(data) < _BIG_ARG:
-            parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-        else:
-            parts.append(b"$%d\r\n" % len(data))
-            parts.append(data)
-            parts.append(_CRLF)
-
-
-def pack_command(*args: Arg) -> bytes:
-    """Encode one command: ``pack_command("SET", "key", 1)`` -> ``b"*3\\r\\n$3\\r\\nSET..."``.
-
-    Raises:
-        TypeError: an argument is not bytes-like, str, int or float (``bool`` is refused).
-        LocalProtocolError: no argument.
-    """
-    parts: list[bytes] = []
-    _pack_into(parts, args)
-    return b"".join(parts)
-
-
-def pack_pipeline(commands: Iterable[Sequence[Arg]]) -> bytes:
-    """Encode many commands into one ``bytes`` to write at once (pipelining)."""
-    parts: list[bytes] = []
-    for args in commands:
-        _pack_into(parts, args)
-    return b"".join(parts)

@@ -20,9 +20,7 @@ from pathlib import Path
 import pytest
 
 from mgpy.proto.resp import (
-    HIREDIS_AVAILABLE,
     NEED_DATA,
-    HiredisReader,
     PubSubMessage,
     RespError,
     RespPush,
@@ -31,6 +29,7 @@ from mgpy.proto.resp import (
     pack_command,
     pack_pipeline,
 )
+from mgpy.proto.resp_hiredis import HIREDIS_AVAILABLE, HiredisReader
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mgpy.errors import LocalProtocolError
-from mgpy.proto.resp import HIREDIS_AVAILABLE, pack_command, pack_pipeline
+from mgpy.proto.resp import (
+    pack_command,
+    pack_pipeline,
+)
+from mgpy.proto.resp_hiredis import HIREDIS_AVAILABLE
 
 
 class TestPackCommand:

@@ -10,13 +10,12 @@ import pytest
 
 from mgpy.errors import RemoteProtocolError
 from mgpy.proto.resp import (
-    HIREDIS_AVAILABLE,
     NEED_DATA,
-    HiredisReader,
     RespError,
     RespLimits,
     RespReader,
 )
+from mgpy.proto.resp_hiredis import HIREDIS_AVAILABLE, HiredisReader
 
 SEED = 6379
 

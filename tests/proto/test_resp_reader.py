@@ -15,18 +15,16 @@ import pytest
 
 from mgpy.errors import LimitExceeded, RemoteProtocolError
 from mgpy.proto.resp import (
-    HIREDIS_AVAILABLE,
     NEED_DATA,
-    HiredisReader,
     PubSubMessage,
     RespError,
     RespLimits,
     RespPush,
     RespReader,
     Subscription,
-    new_reader,
     pack_pipeline,
 )
+from mgpy.proto.resp_hiredis import HIREDIS_AVAILABLE, HiredisReader, new_reader
 
 Factory = Callable[..., RespReader | HiredisReader]
 FACTORIES: list[Factory] = [RespReader]
