@@ -16,7 +16,7 @@ import sys
 import timeit
 from collections.abc import Callable
 
-from mgpy.proto import resp
+from mgpy.proto import resp, resp_hiredis
 
 READ_SIZE = 64 * 1024
 PIPELINE = 1000
@@ -99,13 +99,13 @@ def main() -> None:
         ("RESP3 HGETALL map, 100 pairs", _hgetall_resp3(), False),
         ("one 4 MiB bulk string", _big_bulk(), False),
     ]
-    state = "in use" if resp.HIREDIS_AVAILABLE else "not installed, or MGPY_NO_EXTENSIONS set"
+    state = "in use" if resp_hiredis.HIREDIS_AVAILABLE else "not installed, or MGPY_NO_EXTENSIONS set"
     print(f"hiredis: {state}")
     print(f"{'workload':34} {'pure us':>9} {'hiredis us':>11} {'bare us':>9} {'speed-up':>9}")
     for name, data, pubsub in workloads:
         pure = _per_reply(_drain(resp.RespReader, data, pubsub), number)
-        if resp.HIREDIS_AVAILABLE:
-            fast = _per_reply(_drain(resp.HiredisReader, data, pubsub), number)
+        if resp_hiredis.HIREDIS_AVAILABLE:
+            fast = _per_reply(_drain(resp_hiredis.HiredisReader, data, pubsub), number)
             bare = _per_reply(_bare_hiredis(data), number)
             print(f"{name:34} {pure:9.3f} {fast:11.3f} {bare:9.3f} {pure / fast:8.1f}x")
         else:
@@ -113,7 +113,7 @@ def main() -> None:
     commands = [("SET", f"key:{i}", b"v" * 16) for i in range(PIPELINE)]
     pure_pack = _per_reply(lambda: len(resp.pack_pipeline(commands)) and PIPELINE, number)
     line = f"{'encode 1000 SET commands':34} {pure_pack:9.3f}"
-    if resp.HIREDIS_AVAILABLE:
+    if resp_hiredis.HIREDIS_AVAILABLE:
         import hiredis
 
         def hi_pack() -> int:
