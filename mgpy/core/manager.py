@@ -70,6 +70,7 @@ from ._consts import (
 from .addr import Resolver, parse_addr
 from .conn import Connection, Handler
 from .dial import Dialer
+from .memtrim import TRIM_INTERVAL, TRIM_MIN, trim
 from .timers import TimerHandle, check_delay
 from .tls import setup_server_tls, start_server_tls
 
@@ -92,6 +93,11 @@ _DGRAM_MAX = 65536
 _FOREVER_MS = 1e12
 #: stale timer-heap entries tolerated before the heap is rebuilt without them
 _HEAP_SLACK = 256
+#: fired handles a connection keeps listed (its close releases them): a protocol's own
+#: deadline handle (WebSocket's, HTTP's) holds (c, state) and is held by that state, a
+#: reference cycle that would keep a closed connection until the cyclic GC; beyond this
+#: many handles, fired ones are unlisted so one-shot call_later handles do not pile up
+_KEEP_FIRED = 4
 
 
 class Manager(Dialer):
@@ -151,6 +157,8 @@ class Manager(Dialer):
         self.counters: dict[str, int] = {}
         #: per-manager state of protocols, by protocol name (secrets, hubs, caches)
         self.proto_state: dict[str, Any] = {}
+        self._trim_h: TimerHandle | None = None  # a heap trim is scheduled (memtrim)
+        self._trim_next = 0.0  # the monotonic time from which the next trim may run
 
     # -- context manager / lifetime ---------------------------------------------
     def __enter__(self) -> Manager:
@@ -392,8 +400,10 @@ class Manager(Dialer):
                     log.exception("timer call %r raised", fn)
                 continue
             if h._listed:
-                h._listed = False
-                c._unlist(h)
+                hs = c._handles
+                if isinstance(hs, list) and len(hs) > _KEEP_FIRED:
+                    h._listed = False  # many handles: let one-shot ones go
+                    c._unlist(h)
             if c._closed:
                 continue
             self._cur = c
@@ -865,6 +875,17 @@ class Manager(Dialer):
             self._fail(c, f"selector: {e}")
 
     # -- closing ----------------------------------------------------------------------------
+    def _trim_soon(self) -> None:
+        """Big buffers were freed: give the memory back to the OS soon (memtrim)."""
+        if self._trim_h is None and not self._closed:
+            delay = max(0.0, self._trim_next - self._now_mono())
+            self._trim_h = self.call_later(delay, self._trim)
+
+    def _trim(self) -> None:
+        self._trim_h = None
+        self._trim_next = self._now_mono() + TRIM_INTERVAL
+        trim()
+
     def _last_word(self, c: Connection) -> None:
         """During ``close()``: write what a CLOSE handler queued, once, without blocking."""
         try:
@@ -937,6 +958,8 @@ class Manager(Dialer):
             c._tls.release()
         # the buffers go now, not when the last reference to ``c`` does (an application's
         # list, a reference cycle): a slow consumer closed with a full queue frees it at once
+        if c.send_mbuf.size >= TRIM_MIN or c.recv_mbuf.size >= TRIM_MIN:
+            self._trim_soon()
         c.send_mbuf.free()
         c.recv_mbuf.free()
         sock = c.sock

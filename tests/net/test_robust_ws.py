@@ -8,9 +8,13 @@ to without reading cannot grow the send queue past ``Limits.ws_send_queue``.
 
 from __future__ import annotations
 
+import gc
+import logging
 import random
+import socket
 import struct
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -244,3 +248,89 @@ class TestPeersThatDoNotRead:
             assert time.monotonic() - t0 < 3
             assert errors and ("keepalive" in errors[0] or "slow consumer" in errors[0])
             w.close()
+
+
+class TestClosedSlowConsumers:
+    """A slow consumer closed with 1008 frees its queue, its timers and itself at once."""
+
+    @pytest.mark.parametrize("ping_interval", [0.0, 20.0])
+    def test_1008_close_frees_the_queue_and_the_connection_at_once(
+        self, ping_interval: float, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # a captured log record of the 1008 warning would hold the connection (its args)
+        monkeypatch.setattr(logging.getLogger("mgpy"), "disabled", True)
+        lim = Limits(ws_send_queue=256 * 1024, ws_close_timeout=0.2, ws_ping_interval=ping_interval)
+        closes: list[int] = []
+        gc.disable()  # the connection must go by reference counting, not a later GC pass
+        try:
+            with mgpy.Manager(limits=lim) as m:
+                w, c = _open(m, lambda c, ev, d: None, rcvbuf=4096)
+                w.reading = False
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+                queue = 0
+                while not c.is_closing:
+                    mgpy.send_websocket_frame(c, mgpy.WS_OP_BINARY, b"q" * 32768)
+                    queue = max(queue, len(c.send_mbuf))
+                    m.poll(1)
+                assert queue > 200 * 1024  # the queue was full when 1008 was decided
+                assert c.error_reason is not None and "slow consumer" in c.error_reason
+                ref = weakref.ref(c)
+                del c
+                run_until(m, lambda: ref() is None or ref().closed, timeout=5)  # type: ignore[union-attr]
+                closes.append(1)
+                # freed at CLOSE, queue and all: no timer handle, cycle or list keeps it
+                assert ref() is None
+                w.close()
+        finally:
+            gc.enable()
+        assert closes == [1]
+
+    def test_a_protocol_deadline_that_fired_does_not_keep_its_connection(
+        self, mgr: mgpy.Manager
+    ) -> None:
+        class State:
+            def __init__(self, c: Conn) -> None:
+                self.h = c.call_later(0.0, self.fired, c)
+                self.fired_once = False
+
+            def fired(self, c: Conn) -> None:
+                self.fired_once = True
+
+        conns: list[Conn] = []
+
+        def srv(c: Conn, ev: Any, ev_data: Any) -> None:
+            if ev == Ev.ACCEPT:
+                c.proto_data = State(c)  # c -> state -> handle -> (c,): a cycle
+                c.call_later(3600, lambda: None)  # and a second handle
+                conns.append(c)
+
+        lc = mgr.bind("127.0.0.1:0", srv)
+        gc.disable()
+        try:
+            with socket.create_connection(lc.local):
+                run_until(mgr, lambda: conns and conns[0].proto_data.fired_once)
+            run_until(mgr, lambda: conns[0].closed)
+            ref = weakref.ref(conns.pop())
+            assert ref() is None
+        finally:
+            gc.enable()
+
+    def test_one_shot_handles_of_a_long_connection_do_not_pile_up(self, mgr: mgpy.Manager) -> None:
+        conns: list[Conn] = []
+        fired = [0]
+
+        def one() -> None:
+            fired[0] += 1
+
+        lc = mgr.bind("127.0.0.1:0", lambda c, ev, d: conns.append(c) if ev == Ev.ACCEPT else 0)
+        with socket.create_connection(lc.local):
+            run_until(mgr, lambda: conns)
+            c = conns[0]
+            c.call_later(3600, lambda: None)
+            for _ in range(20):
+                for _ in range(100):
+                    c.call_later(0, one)
+                mgr.poll(0)
+            run_until(mgr, lambda: fired[0] == 2000)
+            hs = c._handles
+            assert not isinstance(hs, list) or len(hs) <= 8  # not 2000 spent handles
