@@ -59,7 +59,8 @@ def test_pushes_to_other_connections_arrive_whole_and_in_order() -> None:
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)  # small: partial writes
         s.connect(("127.0.0.1", lc.local[1]))
-        with connect(url, sock=s, open_timeout=5, max_size=8 << 20) as ws:
+        # compression=None: this test is about the uncompressed big-frame path (sendv)
+        with connect(url, sock=s, open_timeout=5, max_size=8 << 20, compression=None) as ws:
             for _ in range(52):
                 got.append(ws.recv(timeout=20))
 
