@@ -1,0 +1,132 @@
+"""Headless Chromium and mgpy with permessage-deflate: Chromium offers it, mgpy agrees.
+
+mgpy runs in a background thread and serves a page that opens a WebSocket back
+to it, sends compressible text and binary (and a short message, under the
+threshold), and checks every echo.  The server records, at WS_HANDSHAKE_DONE,
+what Chromium offered and what ``mgpy.ws_compression(c)`` says was agreed, and
+counts the bytes each message took on the wire in both directions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mgpy
+from mgpy import Ev, Limits
+from tests.browser.test_ws_chromium import ARGS, CHROMIUM
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>mgpy compression test</title>
+<script>
+const rows = [];
+for (let i = 0; i < 200; i++) rows.push({id: i, sensor: "température", value: 20 + i / 8});
+const json = JSON.stringify(rows);
+const bin = new TextEncoder().encode(json.repeat(4));
+window.results = {texts: [], binOk: null, errors: [], closeCode: null, sent: [json.length]};
+const ws = new WebSocket(`ws://${location.host}/ws`);
+ws.binaryType = "arraybuffer";
+ws.onopen = () => { ws.send(json); ws.send(bin); ws.send("short"); ws.send("done"); };
+ws.onmessage = (e) => {
+  if (typeof e.data === "string") {
+    window.results.texts.push(e.data === json ? "json" : e.data);
+  } else {
+    const a = new Uint8Array(e.data);
+    window.results.binOk = a.length === bin.length && a.every((x, i) => x === bin[i]);
+  }
+};
+ws.onerror = () => window.results.errors.push("error");
+ws.onclose = (e) => { window.results.closeCode = e.code; };
+</script>
+"""
+
+
+class ThreadedServer:
+    """mgpy (compression on, its default) echoing at /ws, polled in a background thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.mgr = mgpy.Manager(limits=Limits(ws_max_message=2 << 20))
+        self.opts = mgpy.ServeOpts(document_root=str(root))
+        self.offers: list[str | None] = []
+        self.agreed: list[mgpy.DeflateParams | None] = []
+        #: (opcode, message length, bytes received since the last message, bytes its echo took)
+        self.messages: list[tuple[int, int, int, int]] = []
+        self._received = 0
+        lc = self.mgr.bind("127.0.0.1:0", self.handler)
+        lc.set_protocol_http_websocket()
+        self.url = f"http://127.0.0.1:{lc.local[1]}/"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mgpy-server", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.mgr.poll(20)
+        self.mgr.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
+        if ev == Ev.HTTP_REQUEST:
+            mgpy.serve_http(c, ev_data, self.opts)
+        elif ev == Ev.WS_HANDSHAKE_DONE:
+            self.offers.append(ev_data.header("Sec-WebSocket-Extensions"))
+            self.agreed.append(mgpy.ws_compression(c))
+            self._received = 0
+        elif ev == Ev.RECV and c.is_websocket:
+            self._received += ev_data
+        elif ev == Ev.WS_FRAME:
+            if ev_data.data == b"done":
+                c.ws_close(1000)
+                return
+            q0 = c.total_queued
+            c.send_websocket_frame(ev_data.opcode, ev_data.data)
+            wire_out = c.total_queued - q0
+            self.messages.append((ev_data.opcode, len(ev_data.data), self._received, wire_out))
+            self._received = 0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ThreadedServer]:
+    (tmp_path / "index.html").write_text(PAGE, encoding="utf-8")
+    s = ThreadedServer(tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.mark.browser
+def test_chromium_negotiates_and_exchanges_compressed_messages(server: ThreadedServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url, timeout=15000)
+            page.wait_for_function("window.results.closeCode !== null", timeout=15000)
+            r = page.evaluate("window.results")
+        finally:
+            browser.close()
+    assert r["errors"] == [] and r["closeCode"] == 1000
+    assert r["texts"] == ["json", "short"] and r["binOk"] is True
+    # what Chromium offered, and what mgpy agreed at WS_HANDSHAKE_DONE
+    assert server.offers == ["permessage-deflate; client_max_window_bits"]
+    [agreed] = server.agreed
+    assert agreed is not None
+    assert agreed.server_no_context_takeover and agreed.client_no_context_takeover
+    assert (agreed.server_max_window_bits, agreed.client_max_window_bits) == (12, 12)
+    (op1, n1, in1, out1), (op2, n2, in2, out2), (op3, n3, _in3, out3) = server.messages
+    assert (op1, op2, op3) == (mgpy.WS_OP_TEXT, mgpy.WS_OP_BINARY, mgpy.WS_OP_TEXT)
+    # Chromium compressed what it sent, and mgpy compressed the echoes
+    assert in1 < n1 // 4 and in2 < n2 // 10
+    assert out1 < n1 // 4 and out2 < n2 // 10
+    assert n3 == 5 and out3 == 7  # under the threshold: sent as it is
