@@ -81,6 +81,7 @@ class Connection:
         "_mask",
         "_proto",
         "_pump",
+        "_rtime",
         "_send_h",
         "_sent",
         "_shut",
@@ -135,6 +136,7 @@ class Connection:
         self._high = limits.send_high_water
         self._sent = 0  # bytes written by a direct send whose SEND is not delivered yet
         self._wprog = 0.0  # monotonic time of the last write progress (send_timeout)
+        self._rtime = mgr.monotonic  # monotonic time the socket was last readable
         self._shut = _SHUT_NONE
 
     # -- handlers and flags -------------------------------------------------------
@@ -225,6 +227,13 @@ class Connection:
         """True once the peer has finished sending (FIN, or TLS close_notify)."""
         x = self._x
         return x is not None and "eof" in x
+
+    @property
+    def last_read(self) -> float:
+        """Monotonic time (``mgr.monotonic`` clock) the socket was last readable: data or
+        EOF arrived.  Until then, when the connection was made.  The core closes the
+        longest-idle reclaimable connections first when it runs out of descriptors."""
+        return self._rtime
 
     @property
     def above_high_water(self) -> bool:

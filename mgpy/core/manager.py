@@ -35,7 +35,6 @@ import logging
 import os
 import selectors
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -57,7 +56,6 @@ from ._consts import (
     _SSL_READY,
     _UDP,
     _W,
-    EV_ACCEPT,
     EV_CLOSE,
     EV_CONNECT,
     EV_ERROR,
@@ -67,24 +65,19 @@ from ._consts import (
     EV_TIMER,
     EV_WRITABLE,
 )
+from .accept import Acceptor
 from .addr import Resolver, parse_addr
 from .conn import Connection, Handler
 from .dial import Dialer
 from .memtrim import TRIM_INTERVAL, TRIM_MIN, trim
 from .timers import TimerHandle, check_delay
-from .tls import setup_server_tls, start_server_tls
+from .tls import setup_server_tls
 
 __all__ = ["Connection", "Manager"]
 
 log = logging.getLogger("mgpy")
 
-_intern = sys.intern
 
-
-#: seconds a listener rests after accept() fails for lack of file descriptors
-_EMFILE_PAUSE = 0.1
-#: connections accepted per readiness event of one listener
-_ACCEPT_BATCH = 64
 #: bytes one connection's pump may move per poll round, so big downloads share the loop
 _PUMP_BUDGET = 4 * 1024 * 1024
 #: largest datagram: a UDP read into less room than this could truncate one
@@ -100,7 +93,7 @@ _HEAP_SLACK = 256
 _KEEP_FIRED = 4
 
 
-class Manager(Dialer):
+class Manager(Dialer, Acceptor):
     """Owns connections and runs the event loop, one ``poll`` at a time.
 
     Example::
@@ -480,6 +473,7 @@ class Manager(Dialer):
                     else:
                         self._accept(c)
                     continue
+                c._rtime = mono  # idle since (the longest idle are reclaimed first)
                 if c._tls is not None:
                     c._tls.on_readable()
                 else:
@@ -618,6 +612,8 @@ class Manager(Dialer):
                 self._set_mask(c, c._mask | _R)
                 if c._tls is not None:
                     c._tls.resume()  # plaintext already inside the SSL object: epoll won't tell
+            elif c._proto is None:
+                self._unconsumed(c)  # full, and no protocol reads it: tell the developer
 
     # -- reading ----------------------------------------------------------------------
     def _read(self, c: Connection) -> None:
@@ -667,6 +663,8 @@ class Manager(Dialer):
             c._h(c, EV_RECV, n)
         except Exception:
             self._handler_raised(c, EV_RECV)
+        if mx is not None and c._proto is None and len(mb.buf) >= mx:
+            self._unconsumed(c)  # full, and no protocol reads it: tell the developer
         self._after(c)
 
     def _grow_scratch(self, size: int) -> bytearray:
@@ -689,56 +687,6 @@ class Manager(Dialer):
         if hold is None or not hold(c):
             c._flags |= _SEND_AND_CLOSE
         self._after(c)
-
-    def _accept(self, lc: Connection) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            if lc._flags & _CLOSING:
-                return  # an ACCEPT handler closed the listener (or the manager)
-            try:
-                sock, addr = lc.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # the pending connection stays in the backlog: rest, retry on a timer
-                    x = lc._x_get()
-                    if "starved" not in x:
-                        x["starved"] = True  # warn once per episode, not on every retry
-                        log.warning(
-                            "accept: %s; pausing the listener (retrying every %.1fs)",
-                            e.strerror,
-                            _EMFILE_PAUSE,
-                        )
-                    self._set_mask(lc, 0)
-                    self.call_later(_EMFILE_PAUSE, self._resume_listener, lc)
-                elif e.errno not in (errno.ECONNABORTED, errno.EPROTO):
-                    log.warning("accept: %s", e)
-                return
-            if lc._x is not None and lc._x.pop("starved", None):
-                log.warning("accept: descriptors available again; listener resumed")
-            sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-            c = self.connection_class(self, sock, lc._handler, lc.limits)
-            c._proto = lc._proto
-            c._h = lc._h
-            c.user_data = lc.user_data
-            c.listener = lc
-            c.peer = (_intern(addr[0]), *addr[1:]) if type(addr) is tuple else addr
-            self._conns[c] = None
-            self.accepted += 1
-            self._set_mask(c, _R)
-            if lc._tls is not None:
-                start_server_tls(c, lc)  # fires ACCEPT itself
-                continue
-            self._call(c, EV_ACCEPT, addr)
-            self._after(c)
-
-    def _resume_listener(self, lc: Connection) -> None:
-        if not lc._closed:
-            self._set_mask(lc, _R)
 
     # -- writing ----------------------------------------------------------------------------
     def _flush(self, c: Connection) -> None:

@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -41,8 +42,14 @@ class CliServer:
     """``python -m mgpy --root ROOT --listen 127.0.0.1:0`` in a subprocess (context manager)."""
 
     def __init__(
-        self, root: Path, *args: str, limits: dict[str, Any] | None = None, cwd: Path | None = None
+        self,
+        root: Path,
+        *args: str,
+        limits: dict[str, Any] | None = None,
+        cwd: Path | None = None,
+        nofile: int | None = None,
     ) -> None:
+        """``nofile``: the server's RLIMIT_NOFILE soft limit (descriptors it may open)."""
         cmd = [sys.executable, "-c", _LAUNCH, json.dumps(limits or {})]
         cmd += ["--root", str(root), "--listen", "127.0.0.1:0", "--log-level", "warning", *args]
         self.proc = subprocess.Popen(
@@ -51,6 +58,7 @@ class CliServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=None if nofile is None else lambda: _limit_fds(nofile),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -95,6 +103,11 @@ class CliServer:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _limit_fds(n: int) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
 
 
 def rss_mib(pid: int) -> float:
