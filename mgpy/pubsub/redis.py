@@ -65,10 +65,11 @@ _CLOSE = Ev.CLOSE
 _ERROR = Ev.ERROR
 _NOT_CROSSED = "pubsub.not_crossed"
 _MAGIC = b"mgpy1"
-#: KEYS[1] the id counter; ARGV[1] the channel, ARGV[2] the message after its id
+#: KEYS[1] the id counter; ARGV[1] the channel, ARGV[2] the message after its id.  Lua
+#: numbers are doubles: ids stay exact below 2**53 (microseconds until the year 2255)
 _SCRIPT = (
     "local id = redis.call('INCR', KEYS[1]) "
-    "redis.call('PUBLISH', ARGV[1], 'mgpy1 ' .. id .. ARGV[2]) "
+    "redis.call('PUBLISH', ARGV[1], 'mgpy1 ' .. string.format('%.0f', id) .. ARGV[2]) "
     "return id"
 )
 _SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
@@ -310,16 +311,20 @@ class RedisBridge:
         if c is not None:
             c.proto_data.ping_out = False
 
-    def _lost(self, c: Connection) -> None:
-        """The link closed: deliver what it still held locally, then re-dial (backoff)."""
-        self.conn = None
-        was_up = self.up
-        self.up = False
+    def _fail_pending(self) -> None:
+        """The link is gone: what it did not confirm is delivered here, in order."""
         pending = list(self.pending.values())
         self.pending.clear()
         for item in pending:
             self._not_crossed()
             self.deliver(item)
+
+    def _lost(self, c: Connection) -> None:
+        """The link closed: deliver what it still held locally, then re-dial (backoff)."""
+        self.conn = None
+        was_up = self.up
+        self.up = False
+        self._fail_pending()
         if self.stopped or self.mgr.stopping:
             return
         self.failures += 1
@@ -345,7 +350,11 @@ class RedisBridge:
     def publish(self, topic: str, data: bytes, op: int, event: str | None) -> bool:
         """Send a message through Redis; False when the link is not up (deliver locally)."""
         c = self.conn
-        if not self.up or c is None or c.is_closing or len(self.pending) >= self.max_pending:
+        if not self.up or c is None or c.is_closing:
+            self._fail_pending()  # they go first: the order of one publisher holds
+            self._not_crossed()
+            return False
+        if len(self.pending) >= self.max_pending:
             self._not_crossed()
             return False
         self.seq = seq = self.seq + 1
