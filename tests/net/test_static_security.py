@@ -10,6 +10,7 @@ Every answer must be an error and must not contain the secret marker.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -182,6 +183,61 @@ class TestSymlinkPolicy:
         )
         assert srv.get("/ok.txt").body == OK
         assert srv.get("/link_out").status == 403
+
+
+class TestOutsideSymlinksOptIn:
+    """``allow_outside_symlinks=True``: links placed in the root may lead anywhere (a
+    ``web_root/js -> /usr/share/javascript`` link); the rest of the safety model holds."""
+
+    @pytest.fixture
+    def out(self, mgr: mgpy.Manager, tree: Path) -> StaticServer:
+        www = tree / "www"
+        write(tree / "shared" / "lib.js", b"var lib = 1;")
+        write(tree / "shared" / ".hidden.js", MARK + b"-hidden-outside")
+        os.symlink(str(tree / "shared"), str(www / "js"))
+        os.symlink("../shared/.hidden.js", str(www / "innocent.js"))
+        opts = mgpy.ServeOpts(
+            document_root=str(www), allow_outside_symlinks=True, enable_directory_listing=True
+        )
+        return StaticServer(mgr, opts)
+
+    def test_default_refuses_the_outside_target_and_says_why_at_debug_level(
+        self, mgr: mgpy.Manager, tree: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        www = tree / "www"
+        write(tree / "shared" / "lib.js", b"var lib = 1;")
+        os.symlink(str(tree / "shared"), str(www / "js"))
+        srv = StaticServer(mgr, mgpy.ServeOpts(document_root=str(www)))
+        with caplog.at_level(logging.DEBUG, "mgpy"):
+            assert srv.get("/js/lib.js").status == 403
+        why = [r.getMessage() for r in caplog.records if "/js/lib.js" in r.getMessage()]
+        assert why and "allow_outside_symlinks" in why[0] and "403" in why[0]
+
+    def test_opt_in_serves_files_and_listings_through_the_link(self, out: StaticServer) -> None:
+        assert out.get("/js/lib.js").body == b"var lib = 1;"
+        assert out.get("/link_out").body == MARK + b"-outside"  # the link was placed there
+        listing = out.get("/js/").body
+        assert b"lib.js" in listing and b".hidden.js" not in listing
+
+    @pytest.mark.parametrize(
+        "target", ["/js/.hidden.js", "/js/%2ehidden.js", "/innocent.js", "/../secret.txt", "/.env"]
+    )
+    def test_opt_in_still_refuses_hidden_names_and_traversal(
+        self, out: StaticServer, target: str
+    ) -> None:
+        status, data = _ask(out, target)
+        assert status in (400, 403, 404) and MARK not in data
+
+    def test_opt_in_needs_follow_symlinks(self) -> None:
+        with pytest.raises(ValueError, match="follow_symlinks"):
+            mgpy.ServeOpts(follow_symlinks=False, allow_outside_symlinks=True)
+
+    def test_options_with_and_without_the_opt_in_do_not_share_a_cache(
+        self, mgr: mgpy.Manager, tree: Path, out: StaticServer
+    ) -> None:
+        assert out.get("/js/lib.js").status == 200
+        strict = StaticServer(mgr, mgpy.ServeOpts(document_root=str(tree / "www")))
+        assert strict.get("/js/lib.js").status == 403
 
 
 class TestSwapsAfterCaching:

@@ -6,7 +6,9 @@ options); ``resolve(root, uri, ...)`` maps a request path to a cached file
 
 Safety model (what ``resolve`` guarantees): a file is served only if the real
 path of the file -- after every symlink -- is inside the real path of the
-document root, none of its names (as requested and as resolved) is hidden,
+document root (unless ``allow_outside_symlinks`` trusts symlink targets anywhere:
+``web_root/js -> /usr/share/javascript``), none of its names (as requested and as
+resolved) is hidden,
 and it is a regular file, and it is not a credentials file (an htdigest named by
 ``ServeOpts.auth_file``, an endpoint's ``auth_file``, or read by ``check_digest_auth``:
 its HA1 hashes are as good as the passwords for Digest; mongoose hides them too).
@@ -38,6 +40,7 @@ Caching, so a hot small file costs one dict lookup and one ``send``:
 from __future__ import annotations
 
 import collections
+import logging
 import mimetypes
 import os
 import re
@@ -82,6 +85,8 @@ REVALIDATE = 1.0
 MAX_ENTRIES = 4096
 #: longer URIs are resolved every time, not cached (4096 URIs of 8 KiB would hold 32 MiB)
 MAX_CACHED_URI = 512
+
+log = logging.getLogger("mgpy")
 
 _O_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 
@@ -255,12 +260,15 @@ class Root:
         follow_symlinks: bool,
         custom_mime: dict[str, str],
         precompressed: bool,
+        allow_outside: bool = False,
     ) -> None:
         self.document_root = document_root
         self.root = os.path.realpath(document_root) if document_root is not None else "/"
         self.index_files = index_files
         self.hidden = re.compile(hidden) if hidden else None
         self.follow_symlinks = follow_symlinks
+        #: symlink targets outside the root are served (ServeOpts.allow_outside_symlinks)
+        self.allow_outside = allow_outside and follow_symlinks
         self.custom_mime = {
             (k if k.startswith(".") else "." + k).lower(): v for k, v in custom_mime.items()
         }
@@ -310,17 +318,23 @@ class Root:
         """Real path of ``lexical`` if it may be served (inside the root, no hidden names)."""
         real = os.path.realpath(lexical)
         root = self.root
-        if not inside(real, root):
-            raise Refused(403, "outside the document root")
+        within = inside(real, root)
+        if not within and not (self.allow_outside and real != lexical):
+            # (the lexical path is inside the root: only a symlink can lead out of it)
+            raise Refused(
+                403,
+                f"a symlink leads outside the document root to {real!r} "
+                "(ServeOpts.allow_outside_symlinks is off)",
+            )
         if PROTECTED and real in PROTECTED:
             raise Refused(404, "a credentials file")
         if real != lexical:
             if not self.follow_symlinks:
-                raise Refused(403, "symlink (follow_symlinks is off)")
-            rel = real[len(root) :]
+                raise Refused(403, "the path goes through a symlink (follow_symlinks is off)")
+            rel = real[len(root) :] if within else os.path.basename(real)
             for s in rel.split("/"):
                 if s and self.is_hidden(s):
-                    raise Refused(404, "resolves to a hidden name")
+                    raise Refused(404, f"a symlink resolves to a hidden name ({real!r})")
         return real
 
     # -- resolution -------------------------------------------------------------------------
@@ -492,6 +506,7 @@ def root_of(opts: ServeOpts) -> Root:
         tuple(opts.index_files),
         opts.hidden_file_pattern,
         opts.follow_symlinks,
+        opts.allow_outside_symlinks,
         tuple(sorted(opts.custom_mime_types.items())),
         opts.precompressed,
         extra,
@@ -505,6 +520,7 @@ def root_of(opts: ServeOpts) -> Root:
             opts.follow_symlinks,
             dict(opts.custom_mime_types),
             opts.precompressed,
+            opts.allow_outside_symlinks,
         )
         r.extra = _check_headers(extra)
         _check_headers([("Content-Type", t) for t in opts.custom_mime_types.values()])
@@ -559,7 +575,8 @@ def resolve(root: Root, uri: str, now: float, listing: bool) -> Entry | str | tu
             p = os.path.join(lex, name)
             try:
                 ireal = root.check_real(p)
-            except Refused:
+            except Refused as r:
+                log.debug("index file %r not used: %s", p, r)
                 continue
             ist = stat_regular(ireal)
             if ist is None or not is_reg(ist):

@@ -1,8 +1,9 @@
 """Static files: the HTML directory listing (``ServeOpts.enable_directory_listing``).
 
 Directories first, then files, each sorted by name; hidden names are left
-out, and so are symlinks the server would refuse to follow (outside the root,
-or any symlink when ``follow_symlinks`` is off).  Every name is escaped for
+out, and so are symlinks the server would refuse to follow (outside the root
+unless ``allow_outside_symlinks``, or any symlink when ``follow_symlinks`` is
+off).  Every name is escaped for
 HTML and percent-encoded (from its raw bytes) for the href, so a file called
 ``<script>`` or ``a"b&c`` is shown as text and links to itself.  A listing is
 capped at ``MAX_ENTRIES`` rows.

@@ -23,6 +23,7 @@ ignored on HEAD (RFC 9110 14.2: range handling is defined for GET only).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ServeOpts", "serve_file", "serve_http"]
 
+log = logging.getLogger("mgpy")
+
 #: on-the-fly brotli only for bodies at least this big (smaller ones gain little)
 BROTLI_MIN = 1024
 #: files up to this size are compressed in one call (~5 ms at quality 5), larger ones
@@ -116,8 +119,13 @@ class ServeOpts:
       None hides nothing).
     - ``page404``: a file (relative to the root) sent with status 404.
     - ``follow_symlinks``: follow symlinks whose target stays inside the root (True), or
-      refuse every path through a symlink (False).  A target outside the root is never
-      served.
+      refuse every path through a symlink (False).
+    - ``allow_outside_symlinks``: also follow symlinks whose target is outside the root
+      (``web_root/js -> /usr/share/javascript``; nginx and Apache follow them by default).
+      Off by default: then such a path is refused (403, logged at debug level).  Every
+      symlink under the root is then trusted, so only turn it on for a root whose links
+      you placed; hidden names and credentials files stay refused.  Needs
+      ``follow_symlinks``.
     - ``precompressed``: serve ``x.br`` / ``x.gz`` twins to clients that accept them.
     - ``compress``: brotli-compress text, JS, CSS, JSON, SVG on the fly (cached).
     - ``auth_file``/``auth_domain``: Digest-protect the files (see ``mgpy.http.auth``).
@@ -137,6 +145,11 @@ class ServeOpts:
     follow_symlinks: bool = True
     precompressed: bool = True
     compress: bool = True
+    allow_outside_symlinks: bool = False
+
+    def __post_init__(self) -> None:
+        if self.allow_outside_symlinks and not self.follow_symlinks:
+            raise ValueError("ServeOpts(allow_outside_symlinks=True) needs follow_symlinks=True")
 
 
 # --------------------------------------------------------------------------------------
@@ -185,6 +198,7 @@ def _serve(c: Connection, hm: HttpMessage, opts: ServeOpts, root: Root) -> None:
     try:
         target = resolve(root, uri, c.mgr.monotonic, opts.enable_directory_listing)
     except Refused as r:
+        log.debug("%r: %s %s refused (%d): %s", c, hm.method, uri, r.status, r)
         if r.status == 404 and opts.page404:
             _send_page404(c, hm, root, opts.page404)
         else:
