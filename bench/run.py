@@ -1,12 +1,16 @@
 """Run mgpy's benchmarks against its peers and print the ratio table (`make bench`).
 
-Strategy: four suites (tcp, http, static, ws).  A suite starts all its servers (mgpy and
-the peers), each pinned to CPU 0 on its own port, and drives them with the same generator
-pinned to CPU 1 (wrk for HTTP, bench/loadgen/build/wsload for the rest), so mgpy and its
-peers are measured in one invocation with the same settings: only the ratios matter.
+Strategy: six suites (tcp, http, https, static, ws, and wsz: WebSocket with permessage-
+deflate on in every server, offered by the generator like Chromium). A suite starts all
+its servers (mgpy and the peers), each pinned to CPU 0 on its own port, and drives them
+with the same generator pinned to CPU 1 (wrk for HTTP, bench/loadgen/build/wsload for the
+rest), so mgpy and its peers are measured in one invocation with the same settings: only
+the ratios matter.
 
 1. Per server, on the still-fresh process: the idle-memory measurement (RSS delta over
-   10 000 connections) and, for WebSocket, the push timing over those connections.
+   10 000 connections) and, for WebSocket, the push timing over those connections (wsz:
+   the memory again after one 1 KiB JSON push to all of them, then 32-byte and 1 KiB JSON
+   pushes; for mgpy the same pushes over uncompressed connections too, "mgpy-plain").
 2. Throughput runs in rounds: each round visits every server and metric in turn (a
    warm-up run precedes the first measurement of each).  Every measurement records the CPU
    used by the server, the generator and everything else; a run during which other
@@ -20,7 +24,7 @@ Failures (a server that does not start or dies, errors on the wire) become ERROR
 the run goes on.  The table (with PASS/MISS against the targets; a MISS is never hidden)
 is printed and written to bench/results/latest.json and latest.md.
 
-    python bench/run.py [--only tcp,http,static,ws] [--quick] [--servers mgpy,aiohttp]
+    python bench/run.py [--only tcp,http,https,static,ws,wsz] [--quick] [--servers mgpy,aiohttp]
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from report import ROWS, Results, report
 
 PY = sys.executable
 SERVERS = h.BENCH / "servers"
-SUITES = ("tcp", "http", "https", "static", "ws")
+SUITES = ("tcp", "http", "https", "static", "ws", "wsz")
 ECHO_CONNS = 50
 IDLE_CONNS = 10_000
 FILE_SMALL = "1k.bin"
@@ -145,7 +149,14 @@ class Job:
 ServerList = list[tuple[str, list[str], int]]
 Prepare = Callable[[Results, Settings, h.Server], None]
 #: the metrics each suite's prepare step measures
-PREPARED = {"tcp": ("idle_mem",), "ws": ("idle_mem", "push")}
+PREPARED = {
+    "tcp": ("idle_mem",),
+    "ws": ("idle_mem", "push"),
+    "wsz": ("idle_mem", "idle_mem_pushed", "push_32", "push_1k"),
+}
+#: permessage-deflate suite: the pushed JSON sizes and the echoed message's size
+WSZ_PUSHES = (("push_32", 32), ("push_1k", 1024))
+WSZ_ECHO = 512
 
 
 # ---------------------------------------------------------------- suites
@@ -381,44 +392,67 @@ def ws_prepare(res: Results, st: Settings, server: h.Server) -> None:
         server.wait_fds_below(fds + 10)
         return
     gen, ready = held
-    gen_cpu = float(ready.get("cpu_s", 0.0))
     try:
-        for batch in range(st.rounds):  # more batches only while every batch so far was noisy
-            if batch and time.monotonic() > st.deadline:
-                break
-            if st.wait_quiet > 0:
-                h.wait_quiet(st.wait_quiet)
-            meter = h.CpuMeter(server.pid)
-            meter.start()
-            gen.say("go")
-            r = gen.read_json(60 + 35 * st.pushes)
-            load = meter.stop(gen_cpu_override=float(r["cpu_s"]) - gen_cpu)
-            gen_cpu = float(r["cpu_s"])
-            if r.get("errors") or r.get("missing") or r.get("bad"):
-                raise h.BenchError(
-                    f"push: {r.get('missing')} messages missing, "
-                    f"{r.get('bad')} wrong, {r.get('errors')} connection errors"
-                )
-            res.put(
-                "ws",
-                "push",
-                server.name,
-                {
-                    "value": r["push_ms_median"],
-                    "unit": "ms",
-                    "runs_ms": r["push_ms"],
-                    "from_send_ms": r["push_ms_from_send"],
-                    "conns": r["conns"],
-                    "load": load.as_dict(),
-                },
-            )
-            if not res.needs_sample("ws", "push", server.name):
-                break
+        push_runs(res, st, "ws", "push", server, server.name, gen, float(ready.get("cpu_s", 0.0)))
     except h.BenchError as e:
         res.fail("ws", "push", server.name, str(e))
     finally:
         gen.close()
     server.wait_fds_below(fds + 10)
+
+
+def push_runs(
+    res: Results,
+    st: Settings,
+    suite: str,
+    metric: str,
+    server: h.Server,
+    cell: str,
+    gen: h.HeldGenerator,
+    gen_cpu: float,
+    size: int = 0,
+) -> float:
+    """Batches of pushes over the held connections (more only while every batch was noisy).
+
+    ``size`` 0 pushes the bare time stamp, else a JSON text of that many bytes.  The
+    sample goes to ``cell`` (the server's name, or e.g. "mgpy-plain").  Returns the
+    generator's CPU seconds so far.
+    """
+    for batch in range(st.rounds):
+        if batch and time.monotonic() > st.deadline:
+            break
+        if st.wait_quiet > 0:
+            h.wait_quiet(st.wait_quiet)
+        meter = h.CpuMeter(server.pid)
+        meter.start()
+        gen.say(f"go {size}" if size else "go")
+        r = gen.read_json(60 + 35 * st.pushes)
+        load = meter.stop(gen_cpu_override=float(r["cpu_s"]) - gen_cpu)
+        gen_cpu = float(r["cpu_s"])
+        if r.get("errors") or r.get("missing") or r.get("bad"):
+            raise h.BenchError(
+                f"push: {r.get('missing')} messages missing, "
+                f"{r.get('bad')} wrong, {r.get('errors')} connection errors "
+                f"({r.get('first_error', '')})"
+            )
+        res.put(
+            suite,
+            metric,
+            cell,
+            {
+                "value": r["push_ms_median"],
+                "unit": "ms",
+                "runs_ms": r["push_ms"],
+                "from_send_ms": r["push_ms_from_send"],
+                "conns": r["conns"],
+                "size": size,
+                "compressed_msgs": r.get("compressed_msgs"),
+                "load": load.as_dict(),
+            },
+        )
+        if not res.needs_sample(suite, metric, cell):
+            break
+    return gen_cpu
 
 
 def ws_jobs(st: Settings) -> list[Job]:
@@ -447,6 +481,110 @@ def ws_jobs(st: Settings) -> list[Job]:
 
         jobs.append(Job(metric, "round trips/s", warm, run))
     return jobs
+
+
+def wsz_servers() -> ServerList:
+    """The WebSocket servers again, each with permessage-deflate on (its own defaults)."""
+    return [(name, [*argv, "--compress"], port) for name, argv, port in ws_servers()]
+
+
+def wsz_prepare(res: Results, st: Settings, server: h.Server) -> None:
+    """Compressed connections (offered like Chromium): idle memory, after one push, pushes.
+
+    For mgpy the same pushes are then measured over uncompressed connections on the same
+    process ("mgpy-plain"): compression must cost little on top of them.
+    """
+    port = str(server.port)
+    h.wsload(["echo", h.HOST, port, "/", "2", str(WSZ_ECHO), "0.3", "text", "--deflate"], 30)
+    fds = h.open_fds(server.pid)
+    n = st.idle_conns
+    args = ["push", h.HOST, port, "/", str(n), str(st.pushes), "--wait", "--deflate"]
+    held = idle_memory(res, "wsz", server, args, n)
+    if held is None:
+        for metric in PREPARED["wsz"][1:]:
+            res.fail("wsz", metric, server.name, "the connections could not be opened")
+        server.wait_fds_below(fds + 10)
+        return
+    gen, ready = held
+    gen_cpu = float(ready.get("cpu_s", 0.0))
+    try:
+        base = res.data["wsz"]["idle_mem"][server.name][-1]["rss_before_kib"]
+        gen.say("go 1024 1")  # one compressible message to every connection
+        r = gen.read_json(120)
+        gen_cpu = float(r["cpu_s"])
+        if r.get("errors") or r.get("missing") or r.get("bad"):
+            raise h.BenchError(f"the first push failed: {r}")
+        time.sleep(0.5)
+        after = h.rss_kib(server.pid)
+        res.put(
+            "wsz",
+            "idle_mem_pushed",
+            server.name,
+            {
+                "value": (after - base) / n,
+                "unit": "KiB",
+                "rss_before_kib": base,
+                "rss_after_kib": after,
+                "conns": n,
+                "compressed_msgs": r.get("compressed_msgs"),
+            },
+        )
+        for metric, size in WSZ_PUSHES:
+            gen_cpu = push_runs(res, st, "wsz", metric, server, server.name, gen, gen_cpu, size)
+    except h.BenchError as e:
+        for metric in PREPARED["wsz"][1:]:
+            if res.best("wsz", metric, server.name) is None:
+                res.fail("wsz", metric, server.name, str(e))
+    finally:
+        gen.close()
+    server.wait_fds_below(fds + 10)
+    if server.name == "mgpy":
+        plain_pushes(res, st, server, fds)
+
+
+def plain_pushes(res: Results, st: Settings, server: h.Server, fds: int) -> None:
+    """mgpy's own pushes of the same JSON over uncompressed connections ("mgpy-plain")."""
+    n = st.idle_conns
+    gen = h.HeldGenerator(["push", h.HOST, str(server.port), "/", str(n), str(st.pushes), "--wait"])
+    try:
+        ready = gen.read_json(180)
+        if ready.get("conns") != n:
+            raise h.BenchError(f"only {ready.get('conns')} of {n} connections opened")
+        gen_cpu = float(ready.get("cpu_s", 0.0))
+        for metric, size in WSZ_PUSHES:
+            gen_cpu = push_runs(res, st, "wsz", metric, server, "mgpy-plain", gen, gen_cpu, size)
+    except h.BenchError as e:
+        for metric, _size in WSZ_PUSHES:
+            res.fail("wsz", metric, "mgpy-plain", str(e))
+    finally:
+        gen.close()
+    server.wait_fds_below(fds + 10)
+
+
+def wsz_jobs(st: Settings) -> list[Job]:
+    """Echo round trips of a 512-byte compressible JSON text over 50 compressed WebSockets."""
+
+    def args(server: h.Server, secs: float) -> list[str]:
+        return [
+            "echo",
+            h.HOST,
+            str(server.port),
+            "/",
+            str(ECHO_CONNS),
+            str(WSZ_ECHO),
+            f"{secs:g}",
+            "text",
+            "--deflate",
+        ]
+
+    def run(server: h.Server) -> tuple[float, dict[str, Any]]:
+        r = h.wsload(args(server, st.seconds), st.seconds + 60)
+        return r["round_trips_per_s"], {"frame_bytes": r.get("frame_bytes")}
+
+    def warm(server: h.Server) -> None:
+        h.wsload(args(server, st.warmup), st.warmup + 60)
+
+    return [Job("echo_512", "round trips/s", warm, run)]
 
 
 # ---------------------------------------------------------------- driver
@@ -495,7 +633,8 @@ def run_suite(
         if prepare is not None:
             for server in started:
                 print(
-                    f"  [{suite}] {server.name}: memory" + (" and push" if suite == "ws" else ""),
+                    f"  [{suite}] {server.name}: memory"
+                    + (" and push" if suite in ("ws", "wsz") else ""),
                     flush=True,
                 )
                 try:
@@ -548,7 +687,7 @@ def main() -> int:
     ap.add_argument(
         "--only",
         default=",".join(SUITES),
-        help="comma-separated suites to run: tcp,http,https,static,ws",
+        help="comma-separated suites to run: tcp,http,https,static,ws,wsz",
     )
     ap.add_argument(
         "--quick", action="store_true", help="3 s runs, one round, 3 pushes (a smoke test)"
@@ -641,8 +780,10 @@ def main() -> int:
                 www = tmp / "www"
                 make_files(www)
                 run_suite(res, st, suite, static_servers(www, tmp), None, static_jobs(st), tmp)
-            else:
+            elif suite == "ws":
                 run_suite(res, st, suite, ws_servers(), ws_prepare, ws_jobs(st), tmp)
+            else:
+                run_suite(res, st, suite, wsz_servers(), wsz_prepare, wsz_jobs(st), tmp)
     report(res, meta, started)
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare `make bench`: system peers (wrk, nginx-light), the Python peers (the `bench`
 # extra: aiohttp, uvicorn[standard] with httptools + uvloop, websockets) in the venv,
-# and the C load generator bench/loadgen/build/wsload. Each step runs only when needed.
+# and the C load generator bench/loadgen/build/wsload (zlib for permessage-deflate). Each step runs only when needed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -12,6 +12,8 @@ need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# wsload links zlib for permessage-deflate (RFC 7692)
+[ -e /usr/include/zlib.h ] || need+=(zlib1g-dev)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
@@ -37,7 +39,7 @@ fi
 
 src="$here/loadgen/wsload.c"
 out="$here/loadgen/build/wsload"
-if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
+if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$here/setup.sh" -nt "$out" ]; then
   mkdir -p "$here/loadgen/build"
-  gcc -O2 -Wall -Wextra -o "$out" "$src"
+  gcc -O2 -Wall -Wextra -o "$out" "$src" -lz
 fi

@@ -11,16 +11,28 @@
  * that are counted, not stored.  Connections are opened gradually (at most MAX_PENDING
  * connects/handshakes in flight) so listen backlogs never overflow.
  *
+ * permessage-deflate (RFC 7692), with --deflate on echo, push and hold: the handshake offers
+ * "permessage-deflate; client_max_window_bits" as Chromium does, and a 101 without the
+ * extension fails the connection.  The echo message (then a compressible JSON text of SIZE
+ * bytes) is compressed once, with the window the server allowed and no context takeover
+ * (each message on its own, RFC 7692 7.2.1), masked once and re-sent.  Every compressed
+ * message received is inflated (RFC 7692 7.2.2) and checked like an uncompressed one:
+ * with a shared inflater reset per message when the server agreed to
+ * server_no_context_takeover, else with the connection's own, kept across messages.
+ *
  * Modes (results are one JSON object per line on stdout; progress goes to stderr):
- *   wsload echo HOST PORT PATH CONNS SIZE SECONDS [text|binary]
- *   wsload push HOST PORT PATH CONNS [PUSHES] [--wait]
+ *   wsload echo HOST PORT PATH CONNS SIZE SECONDS [text|binary] [--deflate]
+ *   wsload push HOST PORT PATH CONNS [PUSHES] [--wait] [--deflate]
  *   wsload hold HOST PORT PATH CONNS           (WebSocket connections, held until stdin says quit)
  *   wsload tcp HOST PORT CONNS SIZE SECONDS    (raw TCP echo)
  *   wsload tcphold HOST PORT CONNS             (raw TCP connections, held until stdin says quit)
  *   wsload get HOST PORT PATH CONNS SECONDS    (HTTP/1.1 keep-alive GET, body bytes per second)
  * `push --wait`, `hold` and `tcphold` print {"event":"ready",...} once every connection is
  * open (and, for tcphold, has echoed one byte), then wait for a line on stdin: "quit" or EOF
- * exits; for push, each "go" runs one batch of PUSHES pushes and prints its result.  Every result carries cpu_s and wall_s so the caller can check
+ * exits; for push, each "go [SIZE [COUNT]]" runs one batch of COUNT (default PUSHES) pushes
+ * and prints its result.  A push is asked for with the text "push" (the server sends
+ * repr(monotonic time)) or, with SIZE, "push SIZE" (the server sends a JSON text of exactly
+ * SIZE bytes whose "t" member is the time); every connection must get it exactly once.  Every result carries cpu_s and wall_s so the caller can check
  * that the generator was not the bottleneck.
  */
 #define _GNU_SOURCE
@@ -40,6 +52,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_PENDING 128
 #define MAX_EVENTS 512
@@ -64,6 +77,11 @@ typedef struct {
     int got_push;
     int verify;            /* compare this message's content with what was sent */
     long long body_left;   /* get: body bytes still expected, -1 = reading the head */
+    int z_on;              /* permessage-deflate agreed */
+    int z_keep;            /* the server keeps its context: zin lives across messages */
+    int z_bits;            /* server_max_window_bits agreed (15 when absent) */
+    int msg_z;             /* the current message is compressed (RSV1 on its first frame) */
+    z_stream *zin;         /* this connection's inflater (z_keep, or a fragmented message) */
 } conn_t;
 
 static int g_mode, g_epfd, g_nconns, g_size, g_binary;
@@ -83,6 +101,15 @@ static int g_push_active, g_push_count, g_push_bad;
 static unsigned long g_msgs_started;
 static const char *g_first_error;
 static char g_errbuf[256];
+static int g_deflate;                  /* --deflate: offer, compress, inflate (RFC 7692) */
+static int g_push_size;                /* push: JSON size asked for in this batch, 0: stamp */
+static int g_go_count;                 /* push --wait: pushes in this batch, 0: PUSHES */
+static long long g_zmsgs;              /* compressed messages received (and inflated) */
+static z_stream g_zshared;             /* inflater for single-frame messages, no context kept */
+static int g_zshared_bits;             /* its window, 0 before first use */
+static unsigned char *g_zout;          /* inflate output scratch */
+#define ZOUT_SIZE (256 * 1024)
+static const unsigned char TAIL[4] = {0x00, 0x00, 0xff, 0xff}; /* RFC 7692 7.2.2 */
 
 static double now(void) {
     struct timespec ts;
@@ -165,13 +192,14 @@ static void random_bytes(unsigned char *buf, size_t n) {
     }
 }
 
-/* Build a masked client frame (RFC 6455 5.2, 5.3: every client frame is masked). */
-static unsigned char *make_frame(int opcode, const unsigned char *payload, size_t len,
-                                 size_t *outlen) {
+/* Build a masked client frame (RFC 6455 5.2, 5.3: every client frame is masked) with first
+ * byte b0 (FIN, RSV1, opcode). */
+static unsigned char *make_frame_b0(int b0, const unsigned char *payload, size_t len,
+                                    size_t *outlen) {
     unsigned char *f = malloc(len + 14);
     if (!f) die("out of memory");
     size_t h = 0;
-    f[h++] = (unsigned char)(0x80 | opcode);
+    f[h++] = (unsigned char)b0;
     if (len < 126) {
         f[h++] = (unsigned char)(0x80 | len);
     } else if (len < 65536) {
@@ -189,6 +217,55 @@ static unsigned char *make_frame(int opcode, const unsigned char *payload, size_
     for (size_t i = 0; i < len; i++) f[h + i] = payload[i] ^ mask[i & 3];
     *outlen = h + len;
     return f;
+}
+
+static unsigned char *make_frame(int opcode, const unsigned char *payload, size_t len,
+                                 size_t *outlen) {
+    return make_frame_b0(0x80 | opcode, payload, len, outlen);
+}
+
+/* RFC 7692 7.2.1: DEFLATE with a sync flush, its 00 00 ff ff tail removed; a fresh
+ * compressor, so the message refers to nothing before it (no context takeover). */
+static unsigned char *deflate_message(const unsigned char *in, size_t len, int bits,
+                                      size_t *outlen) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    /* zlib cannot compress raw DEFLATE with an 8-bit window; 9 never reaches 256 back */
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(bits < 9 ? 9 : bits), 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2 failed");
+    size_t cap = deflateBound(&z, (uLong)len) + 16;
+    unsigned char *out = malloc(cap);
+    if (!out) die("out of memory");
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in) die("deflate failed");
+    size_t n = cap - z.avail_out;
+    deflateEnd(&z);
+    if (n < 4 || memcmp(out + n - 4, TAIL, 4) != 0) die("sync flush without its tail");
+    *outlen = n - 4;
+    return out;
+}
+
+/* A JSON text of exactly `size` bytes that compresses like a dashboard's (~4-5x). */
+static unsigned char *json_payload(size_t size) {
+    unsigned char *out = malloc(size + 64);
+    if (!out) die("out of memory");
+    size_t n = 0;
+    out[n++] = '[';
+    for (int i = 0;; i++) {
+        char item[64];
+        int k = snprintf(item, sizeof item, "%s{\"id\":%d,\"temp\":%d.%d,\"ok\":true}",
+                         i ? "," : "", i, 18 + (i * 37) % 9, (i * 53) % 10);
+        if (n + (size_t)k + 1 > size) break;
+        memcpy(out + n, item, (size_t)k);
+        n += (size_t)k;
+    }
+    while (n + 1 < size) out[n++] = ' ';
+    out[n++] = ']';
+    return out;
 }
 
 /* ---- connection plumbing ---- */
@@ -315,8 +392,10 @@ static void send_handshake(conn_t *c) {
     int n = snprintf(buf, sizeof buf,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     g_path, g_host, g_port, key64);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     g_path, g_host, g_port, key64,
+                     g_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                 "client_max_window_bits\r\n" : "");
     c->own_out = malloc((size_t)n);
     if (!c->own_out) die("out of memory");
     memcpy(c->own_out, buf, (size_t)n);
@@ -354,6 +433,53 @@ static int find_header(const char *head, size_t len, const char *name, char *out
     return 0;
 }
 
+/* The echo frame, compressed with the first client window a server allowed. */
+static int g_frame_bits;
+
+static void build_echo_frame(int bits) {
+    size_t zl;
+    unsigned char *z = deflate_message(g_payload, (size_t)g_size, bits, &zl);
+    /* RFC 7692 6: RSV1 marks a compressed message */
+    g_frame = make_frame_b0(0xC0 | (g_binary ? 0x2 : 0x1), z, zl, &g_framelen);
+    free(z);
+    g_frame_bits = bits;
+}
+
+/* The parameter `name` of a permessage-deflate response: -1 absent, 0 without a value. */
+static int ext_param(const char *ext, const char *name) {
+    size_t nl = strlen(name);
+    for (const char *p = strstr(ext, name); p; p = strstr(p + 1, name)) {
+        char before = p == ext ? ';' : p[-1];
+        char after = p[nl];
+        if (before != ';' && before != ' ' && before != '\t') continue;
+        if (after == '=') return atoi(p + nl + 1 + (p[nl + 1] == '"'));
+        if (after == 0 || after == ';' || after == ' ' || after == ',') return 0;
+    }
+    return -1;
+}
+
+/* RFC 7692 5, 7.1: read the server's answer to our offer; 0 (connection failed) if none. */
+static int accept_deflate(conn_t *c, size_t he) {
+    char ext[512];
+    errno = 0;
+    if (!find_header((char *)c->rbuf, he, "Sec-WebSocket-Extensions", ext, sizeof ext) ||
+        strncmp(ext, "permessage-deflate", 18) != 0) {
+        conn_fail(c, "the server did not agree to permessage-deflate");
+        return 0;
+    }
+    int sbits = ext_param(ext, "server_max_window_bits");
+    int cbits = ext_param(ext, "client_max_window_bits");
+    c->z_on = 1;
+    c->z_keep = ext_param(ext, "server_no_context_takeover") < 0;
+    c->z_bits = sbits > 0 ? sbits : 15;
+    if (cbits <= 0) cbits = 15;
+    if (g_mode == M_ECHO) {
+        if (!g_frame) build_echo_frame(cbits);
+        else if (cbits < g_frame_bits) { conn_fail(c, "client windows differ"); return 0; }
+    }
+    return 1;
+}
+
 static void consume(conn_t *c, size_t n) {
     memmove(c->rbuf, c->rbuf + n, c->rlen - n);
     c->rlen -= n;
@@ -373,6 +499,86 @@ static void on_message_done(conn_t *c) {
         g_push_count++;
         g_push_last = now();
     }
+}
+
+/* A piece of message data (inflated if it was compressed): check it; 0 if the connection
+ * failed. */
+static int on_data(conn_t *c, const unsigned char *p, size_t len) {
+    if (g_mode == M_ECHO) {
+        if (c->msg_got + len > (size_t)g_size ||
+            (c->verify && memcmp(p, g_payload + c->msg_got, len) != 0)) {
+            errno = 0;
+            conn_fail(c, "echoed payload differs from what was sent");
+            return 0;
+        }
+    } else if (g_mode == M_PUSH && c->msg_got == 0 && len && g_push_active) {
+        /* the time the server took before pushing: repr(t) or {"t":t,...} */
+        char tmp[64];
+        size_t n = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
+        memcpy(tmp, p, n);
+        tmp[n] = 0;
+        const char *num = strstr(tmp, "\"t\":");
+        double t0 = strtod(num ? num + 4 : tmp, NULL);
+        if (g_push_t0 == 0) g_push_t0 = t0;
+        else if (t0 != g_push_t0) g_push_bad++;
+    }
+    c->msg_got += len;
+    return 1;
+}
+
+/* RFC 7692 7.2.2: inflate a compressed frame's payload (and 00 00 ff ff after the last),
+ * checking the output as it comes; 0 if the connection failed. */
+static int inflate_data(conn_t *c, const unsigned char *p, size_t len, int first, int fin) {
+    z_stream *z;
+    if (first) g_zmsgs++;
+    if (!c->z_keep && first && fin) { /* a whole message, no context: the shared inflater */
+        z = &g_zshared;
+        if (g_zshared_bits != c->z_bits) {
+            if (g_zshared_bits) inflateEnd(z);
+            memset(z, 0, sizeof *z);
+            if (inflateInit2(z, -c->z_bits) != Z_OK) die("inflateInit2 failed");
+            g_zshared_bits = c->z_bits;
+        } else if (inflateReset(z) != Z_OK) {
+            die("inflateReset failed");
+        }
+    } else {
+        if (!c->zin) {
+            c->zin = calloc(1, sizeof(z_stream));
+            if (!c->zin || inflateInit2(c->zin, -c->z_bits) != Z_OK) die("inflateInit2 failed");
+        }
+        z = c->zin;
+    }
+    int ended = 0;
+    for (int part = 0; part < 2; part++) {
+        if (part) {
+            if (!fin) break;
+            p = TAIL;
+            len = 4;
+        }
+        z->next_in = (unsigned char *)p;
+        z->avail_in = (uInt)len;
+        do {
+            z->next_out = g_zout;
+            z->avail_out = ZOUT_SIZE;
+            int r = inflate(z, Z_SYNC_FLUSH);
+            if (r == Z_STREAM_END) ended = 1; /* RFC 7692 7.2.3.4: a final block */
+            if (r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END) {
+                errno = 0;
+                conn_fail(c, "compressed message does not inflate");
+                return 0;
+            }
+            size_t n = ZOUT_SIZE - z->avail_out;
+            if (n && !on_data(c, g_zout, n)) return 0;
+            if (r == Z_STREAM_END || (n == 0 && r == Z_BUF_ERROR)) break;
+        } while (z->avail_in || z->avail_out == 0);
+    }
+    if (ended && z == c->zin && c->z_keep && inflateReset(z) != Z_OK) die("inflateReset failed");
+    if (fin && z == c->zin && !c->z_keep) { /* a fragmented message without context */
+        inflateEnd(c->zin);
+        free(c->zin);
+        c->zin = NULL;
+    }
+    return 1;
 }
 
 static void process_ws(conn_t *c) {
@@ -410,40 +616,37 @@ static void process_ws(conn_t *c) {
             }
             continue;
         }
-        if (op != 0) {
-            if (c->in_msg) { errno = 0; conn_fail(c, "new message inside a fragmented one"); return; }
-            c->msg_got = 0;
-            c->in_msg = 1;
-            /* 64 KiB messages: check one in 16 so memcmp does not load the generator */
-            c->verify = g_size <= 4096 || (g_msgs_started++ & 15) == 0;
-        } else if (!c->in_msg) {
-            errno = 0;
-            conn_fail(c, "continuation frame outside a message");
+        errno = 0;
+        /* RFC 6455 5.2: RSV2/RSV3 are never set; RFC 7692 6.1: RSV1 only on the first
+         * frame of a data message, and only with permessage-deflate agreed */
+        if (f[0] & 0x30 || (f[0] & 0x40 && (op == 0 || !c->z_on))) {
+            conn_fail(c, "reserved bit set");
             return;
         }
-        if (g_mode == M_ECHO) {
-            if (op != 0 && op != (g_binary ? 0x2 : 0x1)) {
-                errno = 0;
+        if (op != 0) {
+            if (c->in_msg) { conn_fail(c, "new message inside a fragmented one"); return; }
+            c->msg_got = 0;
+            c->in_msg = 1;
+            c->msg_z = (f[0] & 0x40) != 0;
+            /* 64 KiB messages: check one in 16 so memcmp does not load the generator */
+            c->verify = g_size <= 4096 || (g_msgs_started++ & 15) == 0;
+            if (g_mode == M_ECHO && op != (g_binary ? 0x2 : 0x1)) {
                 conn_fail(c, "echo came back with another opcode");
                 return;
             }
-            if (c->msg_got + len > (uint64_t)g_size ||
-                (c->verify && memcmp(p, g_payload + c->msg_got, (size_t)len) != 0)) {
-                errno = 0;
-                conn_fail(c, "echoed payload differs from what was sent");
-                return;
-            }
-        } else if (g_mode == M_PUSH && op != 0 && g_push_active) {
-            char tmp[64];
-            size_t n = len < sizeof tmp - 1 ? (size_t)len : sizeof tmp - 1;
-            memcpy(tmp, p, n);
-            tmp[n] = 0;
-            double t0 = strtod(tmp, NULL);
-            if (g_push_t0 == 0) g_push_t0 = t0;
-            else if (t0 != g_push_t0) g_push_bad++;
+        } else if (!c->in_msg) {
+            conn_fail(c, "continuation frame outside a message");
+            return;
         }
-        c->msg_got += (size_t)len;
-        if (fin) { c->in_msg = 0; on_message_done(c); }
+        if (c->msg_z ? !inflate_data(c, p, (size_t)len, op != 0, fin)
+                     : !on_data(c, p, (size_t)len))
+            return;
+        if (fin) {
+            c->in_msg = 0;
+            if (g_mode == M_PUSH && g_push_active && g_push_size && c->msg_got != (size_t)g_push_size)
+                g_push_bad++;
+            on_message_done(c);
+        }
     }
     if (c->state != ST_DEAD && off) consume(c, off);
 }
@@ -511,6 +714,7 @@ static void on_readable(conn_t *c) {
             conn_fail(c, "bad Sec-WebSocket-Accept");
             return;
         }
+        if (g_deflate && !accept_deflate(c, he)) return;
         consume(c, he);
         free(c->own_out);
         c->own_out = NULL;
@@ -615,7 +819,11 @@ static int wait_stdin(void) {
         while (n < sizeof line - 1 && (r = read(0, line + n, 1)) == 1 && line[n] != '\n') n++;
         if (polled) epoll_ctl(g_epfd, EPOLL_CTL_DEL, 0, NULL);
         line[n] = 0;
-        return strncmp(line, "go", 2) == 0;
+        if (strncmp(line, "go", 2) != 0) return 0;
+        g_push_size = 0;
+        g_go_count = 0;
+        sscanf(line + 2, "%d %d", &g_push_size, &g_go_count);
+        return 1;
     }
 }
 
@@ -629,6 +837,7 @@ static void print_ready(double connect_s) {
 static void print_tail(double t_start) {
     printf("\"errors\":%lld,\"conns\":%d,\"cpu_s\":%.3f,\"wall_s\":%.3f", g_errors, g_open,
            cpu_seconds(), now() - t_start);
+    if (g_deflate) printf(",\"compressed_msgs\":%lld", g_zmsgs);
     if (g_first_error) {
         printf(",\"first_error\":\"");
         for (const char *p = g_first_error; *p; p++)
@@ -648,7 +857,10 @@ static void run_push(int pushes) {
     double *ms = calloc((size_t)pushes, sizeof(double));
     double *ms_send = calloc((size_t)pushes, sizeof(double));
     size_t fl;
-    unsigned char *frame = make_frame(0x1, (const unsigned char *)"push", 4, &fl);
+    char ask[32];
+    int asklen = g_push_size ? snprintf(ask, sizeof ask, "push %d", g_push_size)
+                             : snprintf(ask, sizeof ask, "push");
+    unsigned char *frame = make_frame(0x1, (const unsigned char *)ask, (size_t)asklen, &fl);
     int done = 0;
     long long missing = 0;
     for (int k = 0; k < pushes; k++) {
@@ -685,17 +897,17 @@ static void run_push(int pushes) {
         med_send = ms_send[done / 2];
     }
     printf("],\"push_ms_median\":%.3f,\"push_ms_from_send_median\":%.3f,\"missing\":%lld,"
-           "\"bad\":%d,",
-           med, med_send, missing, g_push_bad);
+           "\"bad\":%d,\"size\":%d,",
+           med, med_send, missing, g_push_bad, g_push_size);
     free(ms);
     free(ms_send);
 }
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: wsload echo HOST PORT PATH CONNS SIZE SECONDS [text|binary]\n"
-            "       wsload push HOST PORT PATH CONNS [PUSHES] [--wait]\n"
-            "       wsload hold HOST PORT PATH CONNS\n"
+            "usage: wsload echo HOST PORT PATH CONNS SIZE SECONDS [text|binary] [--deflate]\n"
+            "       wsload push HOST PORT PATH CONNS [PUSHES] [--wait] [--deflate]\n"
+            "       wsload hold HOST PORT PATH CONNS [--deflate]\n"
             "       wsload tcp HOST PORT CONNS SIZE SECONDS\n"
             "       wsload tcphold HOST PORT CONNS\n"
             "       wsload get HOST PORT PATH CONNS SECONDS\n");
@@ -721,15 +933,20 @@ int main(int argc, char **argv) {
         g_mode = M_ECHO;
         g_size = atoi(argv[a++]);
         seconds = atof(argv[a++]);
-        if (a < argc) g_binary = !strcmp(argv[a], "binary");
+        for (; a < argc; a++) {
+            if (!strcmp(argv[a], "--deflate")) g_deflate = 1;
+            else g_binary = !strcmp(argv[a], "binary");
+        }
     } else if (!strcmp(mode, "push")) {
         g_mode = M_PUSH;
         for (; a < argc; a++) {
             if (!strcmp(argv[a], "--wait")) wait = 1;
+            else if (!strcmp(argv[a], "--deflate")) g_deflate = 1;
             else pushes = atoi(argv[a]);
         }
     } else if (!strcmp(mode, "hold")) {
         g_mode = M_HOLD;
+        g_deflate = a < argc && !strcmp(argv[a], "--deflate");
     } else if (!strcmp(mode, "tcp")) {
         if (argc < a + 2) usage();
         g_mode = M_TCP;
@@ -760,9 +977,16 @@ int main(int argc, char **argv) {
     size_t rcap = 4096;
     if (g_mode == M_ECHO || g_mode == M_TCP) {
         if (g_size <= 0) usage();
-        g_payload = malloc((size_t)g_size);
-        for (int i = 0; i < g_size; i++) g_payload[i] = (unsigned char)('a' + (i * 7 + i / 26) % 26);
-        if (g_mode == M_ECHO) {
+        if (g_deflate) {
+            g_payload = json_payload((size_t)g_size); /* compressible, like a dashboard's */
+        } else {
+            g_payload = malloc((size_t)g_size);
+            for (int i = 0; i < g_size; i++)
+                g_payload[i] = (unsigned char)('a' + (i * 7 + i / 26) % 26);
+        }
+        if (g_mode == M_ECHO && g_deflate) {
+            g_frame = NULL; /* built at the first 101, with the window the server allows */
+        } else if (g_mode == M_ECHO) {
             g_frame = make_frame(g_binary ? 0x2 : 0x1, g_payload, (size_t)g_size, &g_framelen);
         } else {
             g_frame = g_payload;
@@ -777,6 +1001,7 @@ int main(int argc, char **argv) {
         g_reqlen = (size_t)n;
         rcap = 1 << 20;
     }
+    if (g_deflate && !(g_zout = malloc(ZOUT_SIZE))) die("out of memory");
     g_conns = calloc((size_t)g_nconns, sizeof(conn_t));
     for (int i = 0; i < g_nconns; i++) {
         g_conns[i].rbuf = malloc(rcap);
@@ -806,9 +1031,9 @@ int main(int argc, char **argv) {
             return 0;
         }
         print_ready(connect_s);
-        while (wait_stdin()) { /* each "go" runs one batch of pushes */
+        while (wait_stdin()) { /* each "go [SIZE [COUNT]]" runs one batch of pushes */
             double t_start = now();
-            run_push(pushes);
+            run_push(g_go_count > 0 ? g_go_count : pushes);
             print_tail(t_start);
         }
         printf("{\"event\":\"done\",");
@@ -838,7 +1063,8 @@ int main(int argc, char **argv) {
         printf("{\"bytes_per_s\":%.1f,\"requests_per_s\":%.2f,", (double)g_bytes / wall,
                (double)g_responses / wall);
     else
-        printf("{\"round_trips_per_s\":%.1f,", (double)g_round_trips / wall);
+        printf("{\"round_trips_per_s\":%.1f,\"frame_bytes\":%zu,", (double)g_round_trips / wall,
+               g_framelen);
     printf("\"run_cpu_s\":%.3f,\"run_wall_s\":%.3f,", cpu, wall);
     print_tail(t_start);
     return 0;

@@ -1,17 +1,19 @@
-"""WebSocket peer on the `websockets` library (asyncio server, no compression, no pings).
+"""WebSocket peer on the `websockets` library (asyncio server, no pings; --compress: its
+default permessage-deflate, else none).
 
 Same behaviour as mgpy_ws.py: a text message "push" broadcasts repr(time.monotonic()),
-taken once at broadcast start, to every open connection (websockets.broadcast); any other
-message is echoed with its own type.
+taken once at broadcast start, to every open connection (websockets.broadcast); "push
+SIZE" a JSON text of SIZE bytes stamped the same way (push_message.py); any other message
+is echoed with its own type.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 
 import websockets
+from push_message import push_message, push_size
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 CONNS: set[ServerConnection] = set()
@@ -22,8 +24,9 @@ async def handler(ws: ServerConnection) -> None:
     CONNS.add(ws)
     try:
         async for msg in ws:
-            if msg == "push":
-                broadcast(CONNS, repr(time.monotonic()))
+            size = push_size(msg) if isinstance(msg, str) else None
+            if size is not None:
+                broadcast(CONNS, push_message(size))
             else:
                 await ws.send(msg)
     except websockets.ConnectionClosed:
@@ -32,13 +35,13 @@ async def handler(ws: ServerConnection) -> None:
         CONNS.discard(ws)
 
 
-async def run(port: int) -> None:
+async def run(port: int, compress: bool) -> None:
     """Serve on 127.0.0.1:port forever."""
     async with serve(
         handler,
         "127.0.0.1",
         port,
-        compression=None,
+        compression="deflate" if compress else None,
         max_size=2**24,
         ping_interval=None,
         backlog=1024,
@@ -50,8 +53,9 @@ def main() -> None:
     """Parse options and run the server."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--compress", action="store_true", help="negotiate permessage-deflate")
     args = ap.parse_args()
-    asyncio.run(run(args.port))
+    asyncio.run(run(args.port, args.compress))
 
 
 if __name__ == "__main__":
