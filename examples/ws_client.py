@@ -1,24 +1,26 @@
-"""A WebSocket client that keeps its connection: ``connect_ws`` plus reconnecting with backoff.
+"""A WebSocket client that keeps its connection: ``connect_ws(..., reconnect=...)``.
 
 It connects to URL (``ws://``, ``http://`` or just ``host:port/path``), sends
 MESSAGE every INTERVAL seconds and prints whatever the server sends back.
-When the connection fails or closes, it waits and tries again: the delay
-starts at ``--min-backoff``, doubles after every failed attempt up to
-``--max-backoff``, is spread by +-20 % so that many clients do not reconnect
-in lockstep, and goes back to the minimum once a handshake succeeds.
+When the connection fails or closes, mgpy dials again by itself
+(``mgpy.ws.client.ReconnectOpts``): the delay starts at ``--min-backoff``, doubles
+after every failed attempt up to ``--max-backoff``, is spread by +-20 % so that
+many clients do not reconnect in lockstep, and goes back to the minimum once a
+handshake succeeds.  Between attempts the handler gets ``WsEv.RECONNECTING``; the
+connection's CLOSE comes once, when the client stops.
 
-A failure to verify the server's TLS certificate is not transient, so it is
-not retried: the client says why and exits with status 1.  ``--cacert FILE``
+A failure to verify the server's TLS certificate is not transient, so mgpy does
+not retry it: the client says why and exits with status 1.  ``--cacert FILE``
 trusts a private CA (a self-signed certificate is its own CA); ``--insecure``
-skips verification altogether.
+skips verification altogether.  A refusal such as 403 is not retried either.
 
 ``--count N`` exits after N messages *received*, whatever the server sends:
 echoes, broadcasts, pushes.  Against a chat server that does not echo your own
 lines (``examples/websocket_chat.py``) that is what the others say.
 
-Everything runs on one thread: the reconnect is a ``mgr.call_later`` and the
-periodic send a connection timer (``c.set_timer``), so there is no sleeping
-anywhere and Ctrl-C (or SIGTERM) closes the WebSocket cleanly with 1001.
+Everything runs on one thread: the reconnect is mgpy's timer and the periodic
+send a connection timer (``c.set_timer``), so there is no sleeping anywhere and
+Ctrl-C (or SIGTERM) closes the WebSocket cleanly with 1001.
 
 Try it:  mgpy &                                 (echo server at /ws)
          python examples/ws_client.py ws://127.0.0.1:8000/ws --message hello
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import signal
 import sys
 import time
@@ -37,39 +38,25 @@ from typing import Any
 
 import mgpy
 from mgpy import Ev
+from mgpy.ws.client import ReconnectOpts, WsEv, WsReconnect, connect_ws
 
 
 class ReconnectingClient:
-    """Owns one WebSocket at a time and replaces it when it goes away."""
+    """The handler of one reconnecting WebSocket, and the loop that polls it."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.mgr = mgpy.Manager()
-        self.conn: mgpy.Connection | None = None
-        self.backoff = args.min_backoff
+        self.rc: WsReconnect | None = None
         self.sent = 0
         self.received = 0
-        self.stopping = False
+        self.was_up = False  # the connection that just ended had been open
+        self.done = False  # CLOSE delivered: the client stopped
         self.failure: str | None = None  # why the client gave up (exit status 1)
         self.tls = tls_options(args)
 
     def say(self, text: str) -> None:
         print(f"ws_client: {text}", flush=True)
-
-    # -- connecting ----------------------------------------------------------------
-    def connect(self) -> None:
-        if self.stopping:
-            return
-        headers = {"User-Agent": "mgpy-ws-client-example"}
-        self.conn = self.mgr.connect_ws(
-            self.args.url, self.handler, self.args.protocol, headers, tls=self.tls
-        )
-
-    def schedule_reconnect(self) -> None:
-        delay = self.backoff * random.uniform(0.8, 1.2)
-        self.backoff = min(self.backoff * 2, self.args.max_backoff)
-        self.say(f"reconnecting in {delay:.2f} s")
-        self.mgr.call_later(delay, self.connect)
 
     # -- the handler -----------------------------------------------------------------
     def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
@@ -80,7 +67,7 @@ class ReconnectingClient:
                 code, why = ev_data.resp_code, ev_data.resp_status_msg
                 self.say(f"server refused the WebSocket: {code} {why}")
                 return
-            self.backoff = self.args.min_backoff  # a working connection resets the backoff
+            self.was_up = True
             self.say(f"connected to {self.args.url}")
             self.send_next(c)
         elif ev == Ev.TIMER:
@@ -94,22 +81,24 @@ class ReconnectingClient:
                 self.stop()
         elif ev == Ev.ERROR:
             self.say(f"error: {ev_data}")
-            if "certificate verify failed" in str(ev_data):
-                # not transient: retrying would fail the same way, forever
+        elif ev == WsEv.RECONNECTING:
+            if self.was_up:
+                self.was_up = False
+                self.say("disconnected")
+            self.say(f"reconnecting in {ev_data.delay:.2f} s")
+        elif ev == Ev.CLOSE:
+            self.done = True
+            reason = self.rc.reason if self.rc is not None else ""
+            if "certificate verify failed" in reason:
                 self.failure = (
                     "the server's TLS certificate was not accepted; not retrying. Pass "
                     "--cacert FILE to trust its CA, or --insecure to skip verification"
                 )
-                self.stopping = True
-        elif ev == Ev.CLOSE:
-            if c is self.conn:
-                self.conn = None
-                if not self.stopping:
-                    self.say("disconnected")
-                    self.schedule_reconnect()
+            elif reason.startswith("the server refused"):  # 4xx: asking again changes nothing
+                self.failure = reason
 
     def send_next(self, c: mgpy.Connection) -> None:
-        if c.closed or not c.is_websocket or self.stopping:
+        if c.closed or not c.is_websocket or self.rc is None or self.rc.stopped:
             return
         self.sent += 1
         c.send_websocket_frame(mgpy.WS_OP_TEXT, f"{self.args.message} #{self.sent}")
@@ -117,16 +106,9 @@ class ReconnectingClient:
 
     # -- running ---------------------------------------------------------------------------
     def stop(self) -> None:
-        """Close the WebSocket with 1001 (going away) and stop once it is closed."""
-        if self.stopping:
-            return
-        self.stopping = True
-        c = self.conn
-        if c is not None and not c.closed:
-            if c.is_websocket:
-                c.ws_close(1001, "client stopping")
-            else:
-                c.close()
+        """Close the WebSocket with 1001 (going away); CLOSE ends the loop."""
+        if self.rc is not None:
+            self.rc.close(1001, "client stopping")
 
     def run(self) -> int:
         """Poll until stopped; return the exit status."""
@@ -138,12 +120,15 @@ class ReconnectingClient:
         # SIGINT too: started in the background (`... &`) the client would ignore Ctrl-C
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        self.connect()
+        a = self.args
+        opts = ReconnectOpts(min_delay=a.min_backoff, max_delay=a.max_backoff)
+        headers = {"User-Agent": "mgpy-ws-client-example"}
         try:
-            while not (self.stopping and self.conn is None):
+            self.rc = connect_ws(
+                self.mgr, a.url, self.handler, a.protocol, headers, tls=self.tls, reconnect=opts
+            )
+            while not self.done:
                 self.mgr.poll(200)
-                if self.stopping and self.conn is not None and self.conn.closed:
-                    self.conn = None
         finally:
             self.mgr.close()
         if self.failure is not None:
