@@ -19,6 +19,7 @@ import os
 import random
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -1121,3 +1122,64 @@ class TestMgpyBothEnds:
         assert (mgpy.ws_compression(rec.conns[0]) is not None) == both
         if both:
             assert mgpy.ws_compression(c) == mgpy.ws_compression(rec.conns[0])
+
+
+# =====================================================================================
+class TestCli:
+    """``python -m mgpy``: compression on by default, ``--no-ws-compression`` turns it off."""
+
+    @pytest.fixture
+    def cli(self, tmp_path: Any) -> Iterator[Callable[..., tuple[Any, int]]]:
+        from mgpy.__main__ import Server, build_parser
+
+        servers: list[Any] = []
+
+        def start(*extra: str) -> tuple[Any, int]:
+            args = build_parser().parse_args(
+                [
+                    "--root",
+                    str(tmp_path),
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--log-level",
+                    "error",
+                    *list(extra),
+                ]
+            )
+            srv = Server(args)
+            srv.start()
+            servers.append(srv)
+            assert srv.listener is not None
+            return srv, srv.listener.local[1]
+
+        yield start
+        for srv in servers:
+            srv.mgr.close()
+
+    def test_cli_echo_is_compressed_by_default(self, cli: Any) -> None:
+        srv, port = cli()
+        ws = RawWs(srv.mgr, port)
+        ws.handshake(upgrade_request(extra=ext_header(f"{EXT}; client_max_window_bits")))
+        assert ws.headers["sec-websocket-extensions"].startswith(DEFAULT_ANSWER)
+        ws.send_frame(0xC1, deflate(JSON))
+        b0, p = ws.recv_frame()
+        assert b0 == 0xC1 and inflate(p, 12) == JSON
+
+    def test_no_ws_compression(self, cli: Any) -> None:
+        srv, port = cli("--no-ws-compression")
+        ws = RawWs(srv.mgr, port)
+        ws.handshake(upgrade_request(extra=ext_header(EXT)))
+        assert "sec-websocket-extensions" not in ws.headers
+        ws.send_frame(0x81, JSON)
+        assert ws.recv_frame() == (0x81, JSON)
+
+    def test_ws_max_fragments(self, cli: Any) -> None:
+        srv, port = cli("--ws-max-fragments", "3")
+        ws = RawWs(srv.mgr, port)
+        ws.handshake(upgrade_request(extra=ext_header(EXT)))
+        z = deflate_pieces([b"a" * 200, b"b" * 200, b"c" * 200])
+        ws.send(frame(0x41, z[0]) + frame(0x00, z[1]) + frame(0x80, z[2]))
+        b0, p = ws.recv_frame()
+        assert b0 == 0xC1 and inflate(p, 12) == b"a" * 200 + b"b" * 200 + b"c" * 200
+        ws.send(frame(0x41, z[0]) + frame(0x00, z[1]) + frame(0x00, z[2]) + frame(0x80, b""))
+        assert_closes_with(ws, 1009)
