@@ -2,11 +2,14 @@
 echo and a live stats push; see ``server`` for the routes and ``args`` for the options.
 
 SIGINT (Ctrl-C) and SIGTERM stop the server cleanly (open WebSockets get 1001), also
-when it was started in the background with SIGINT ignored.
+when it was started in the background with SIGINT ignored.  ``--workers N`` runs N such
+servers in worker processes on one port (``mgpy.workers``); the supervisor forwards the
+signals and restarts a worker that crashes.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -14,10 +17,13 @@ import sys
 
 import mgpy
 
+from ..workers import Worker, run_workers
 from .args import build_parser
 from .server import DASHBOARD, Server
 
 __all__ = ["Server", "build_parser", "main"]
+
+log = logging.getLogger("mgpy.cli")
 
 
 def main(argv: list[str] | None = None, prog: str = "mgpy") -> int:
@@ -32,6 +38,9 @@ def main(argv: list[str] | None = None, prog: str = "mgpy") -> int:
         what = "--root" if args.root is not None else "the dashboard shipped with mgpy"
         sys.stderr.write(f"mgpy: error: {what} {root!r} is not a directory\n")
         return 2
+    served = os.path.abspath(root) if args.root is not None else f"the dashboard ({root})"
+    if args.workers is not None:
+        return _main_workers(args, served)
     try:
         srv = Server(args)
         url = srv.start()
@@ -49,15 +58,45 @@ def main(argv: list[str] | None = None, prog: str = "mgpy") -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        served = os.path.abspath(root) if args.root is not None else f"the dashboard ({root})"
-        print(
-            f"mgpy serving {served} on {url} "
-            f"(WebSocket echo at /ws, live stats at /ws/push). Press Ctrl-C to stop.",
-            flush=True,
-        )
+        print(f"mgpy serving {served} on {url} ({_ROUTES}). Press Ctrl-C to stop.", flush=True)
         while not stop:
             srv.mgr.poll(1000)
     finally:
         srv.mgr.close()
     print("mgpy: stopped.", flush=True)
     return 0
+
+
+_ROUTES = "WebSocket echo at /ws, live stats at /ws/push and /events"
+
+
+def _main_workers(args: argparse.Namespace, served: str) -> int:
+    """``--workers N``: the supervisor; each worker runs a ``Server`` on the shared port."""
+    if args.mqtt:
+        sys.stderr.write("mgpy: error: --mqtt runs one broker: it cannot go with --workers\n")
+        return 2
+    if args.redis is None and args.workers > 1:
+        log.warning("--workers without --redis: a chat line reaches the pages of one worker")
+
+    def serve(w: Worker) -> int:
+        try:
+            srv = Server(args, worker=w)
+            url = srv.start(listen=w.listen, reuse_port=True)
+        except mgpy.Error as e:
+            sys.stderr.write(f"mgpy: error: {e}\n")
+            return 2
+        print(
+            f"mgpy serving {served} on {url} ({_ROUTES}; worker {w.index + 1} of {w.count}, "
+            f"pid {w.pid}). Press Ctrl-C to stop.",
+            flush=True,
+        )
+        w.run(srv.mgr)
+        return 0
+
+    try:
+        status = run_workers(args.workers, serve, listen=args.listen)
+    except mgpy.Error as e:
+        sys.stderr.write(f"mgpy: error: {e}\n")
+        return 2
+    print("mgpy: stopped.", flush=True)
+    return status

@@ -51,8 +51,8 @@ def build_parser(prog: str = "mgpy") -> argparse.ArgumentParser:
     p = _Parser(
         prog=prog,
         description="Serve a directory over HTTP/1.1 with a WebSocket echo (/ws) and a live "
-        "stats push (/ws/push), like mongoose's simplest web server. Without --root it "
-        "serves mgpy's own dashboard.",
+        "stats push (/ws/push, and /events as Server-Sent Events), like mongoose's simplest "
+        "web server. Without --root it serves mgpy's own dashboard.",
     )
     p.add_argument("--version", action="version", version=f"mgpy {__version__}")
     p.add_argument(
@@ -133,6 +133,29 @@ def build_parser(prog: str = "mgpy") -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="MQTT messages under this topic prefix appear on the dashboard "
         "(default: sensors/; '' shows every topic)",
+    )
+    p.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="bridge /ws/push chat and /events across processes and hosts through Redis 6+: "
+        "redis://[[user]:password@]host[:port][/db], rediss:// for TLS. Delivery is at most "
+        "once: while Redis is down each process serves its own clients",
+    )
+    p.add_argument(
+        "--redis-prefix",
+        default="mgpy:",
+        metavar="PREFIX",
+        help="Redis channel and key prefix; servers with the same prefix share a chat "
+        "(default: mgpy:)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="run N worker processes sharing the port (SO_REUSEPORT), restarted if they "
+        "crash; each has its own counters. Use --redis to share the chat between them",
     )
     p.add_argument(
         "--no-access-log",

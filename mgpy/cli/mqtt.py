@@ -68,5 +68,5 @@ def start_broker(
     broker = MqttBroker(srv.mgr, auth=auth)
     broker.listen(addr)
     broker.serve_websocket(http_listener, "/mqtt")
-    broker.on_message(prefix, lambda msg, client_id: srv.broadcast(dashboard_line(msg)))
+    broker.on_message(prefix, lambda msg, client_id: srv.push.local("mqtt", dashboard_line(msg)))
     return broker

@@ -4,10 +4,16 @@ Routes:
   /ws         WebSocket echo: every data message goes back to its sender, same opcode
   /ws/push    live server stats pushed once a second (JSON); the first message also
               carries the last 60 s of samples and whether uploads are on; every text
-              message a client sends is broadcast to all /ws/push clients
+              message a client sends is broadcast to all /ws/push and /events clients
+              (of every worker and host bridged with --redis)
+  /events     the same stream as Server-Sent Events (event: stats / chat / mqtt),
+              Last-Event-ID replays what a reconnecting client missed (``push``)
   /upload     POST multipart/form-data, saved to --upload-dir (403 when not configured)
   /*          static files from --root, by default the dashboard shipped in the package
               (GET/HEAD, ranges, ETags, brotli/gzip)
+
+Under ``--workers N`` each worker process runs one ``Server`` on the shared port; the
+stats say which one serves.
 
 A plain GET of /ws or /ws/push gets 426 Upgrade Required.  A request whose answer its
 head decides (a POST to a static file, an upload when uploads are off, no credentials)
@@ -31,7 +37,9 @@ from mgpy import Ev, F
 
 from .._version import __version__
 from ..mqtt import MqttBroker
+from ..workers import Worker
 from .mqtt import start_broker
+from .push import TOPICS, Push
 
 __all__ = ["DASHBOARD", "Server"]
 
@@ -43,6 +51,8 @@ DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 HISTORY_SECONDS = 60
 #: the WebSocket paths; a plain GET of them gets 426
 WS_PATHS = ("/ws", "/ws/push")
+#: the Server-Sent Events stream
+EVENTS_PATH = "/events"
 
 _PUSH = F.USER_1  # marks /ws/push clients
 _CLOSE = int(Ev.CLOSE)
@@ -70,11 +80,13 @@ def _limits(args: argparse.Namespace) -> mgpy.Limits:
 
 
 class Server:
-    """The CLI's server: static files, /ws echo, /ws/push stats, /upload."""
+    """The CLI's server: static files, /ws echo, /ws/push and /events stats, /upload."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, worker: Worker | None = None) -> None:
         self.args = args
+        self.worker = worker
         self.mgr = mgpy.Manager(limits=_limits(args))
+        self.push = Push(self.mgr, args, worker)
         if not getattr(args, "no_access_log", False):
             mgpy.enable_access_log(self.mgr)
         self.root = args.root if args.root is not None else DASHBOARD
@@ -99,9 +111,6 @@ class Server:
         self.last = (self.started, 0, 0, 0, 0)
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY_SECONDS)
         self.listener: mgpy.Connection | None = None
-        #: /ws/push payload bytes sent, and the bytes they took on the wire (compression)
-        self.push_raw = 0
-        self.push_wire = 0
         self.broker: MqttBroker | None = None  # --mqtt
 
     # -- handler ------------------------------------------------------------------
@@ -119,11 +128,13 @@ class Server:
             if ev_data.uri == "/ws/push":
                 c.flags |= _PUSH
                 if not self.args.no_push:
-                    c.send_websocket_frame(mgpy.WS_OP_TEXT, self.greeting_json())
+                    self.push.ws_client(c, self.greeting_json())
+                else:
+                    self.push.hub.subscribe(c, [t for t in TOPICS if t != "stats"])
         elif ev == Ev.WS_FRAME:
             if c.flags & _PUSH:
                 if ev_data.opcode == mgpy.WS_OP_TEXT:
-                    self.broadcast(ev_data.data)
+                    self.push.chat(ev_data.data)
             else:
                 c.send_websocket_frame(ev_data.opcode, ev_data.data)
         elif ev in _UPLOAD_EVENTS:
@@ -135,6 +146,11 @@ class Server:
     def on_request(self, c: mgpy.Connection, hm: mgpy.HttpMessage) -> None:
         if hm.uri in WS_PATHS:
             mgpy.http_send_error(c, 426)  # a WebSocket path asked for without the upgrade
+        elif hm.uri == EVENTS_PATH:
+            if hm.method in ("GET", "HEAD"):
+                self.push.sse_client(c, hm, self.greeting_json())
+            else:
+                mgpy.http_send_error(c, 405, headers={"Allow": "GET, HEAD"})
         elif hm.uri == "/upload":
             self.upload_refused(c, 405 if self.upload is not None else 403)
         else:
@@ -144,6 +160,8 @@ class Server:
         """The head of a request with a body: answer now what needs no body (405, 403, 426)."""
         if hm.uri in WS_PATHS:
             mgpy.http_send_error(c, 426)
+        elif hm.uri == EVENTS_PATH:
+            mgpy.http_send_error(c, 405, headers={"Allow": "GET, HEAD"})
         elif hm.uri == "/upload":
             if self.upload is None:
                 self.upload_refused(c, 403)
@@ -172,14 +190,6 @@ class Server:
     def push_clients(self) -> list[mgpy.Connection]:
         return [c for c in self.mgr.connections if c.flags & _PUSH]
 
-    def broadcast(self, data: bytes | str) -> None:
-        """One message to every /ws/push client: each distinct frame is built once."""
-        raw = len(data.encode() if isinstance(data, str) else data)
-        before = self.mgr.counters.get("ws.broadcast_wire", 0)
-        n = mgpy.ws_broadcast(self.push_clients(), mgpy.WS_OP_TEXT, data)
-        self.push_raw += raw * n
-        self.push_wire += self.mgr.counters.get("ws.broadcast_wire", 0) - before
-
     def stats(self) -> dict[str, Any]:
         m = self.mgr
         now = time.time()
@@ -200,9 +210,8 @@ class Server:
             "out_rate": (m.bytes_out - out0) / dt,
             "ws_messages": m.ws_messages,
             "ws_mps": (m.ws_messages - ws0) / dt,
-            # the push stream's bytes before and after permessage-deflate (ratio = raw/wire)
-            "push_raw_bytes": self.push_raw,
-            "push_wire_bytes": self.push_wire,
+            "pid": os.getpid(),
+            **self.push.stats(),
         }
 
     def greeting(self) -> dict[str, Any]:
@@ -230,10 +239,11 @@ class Server:
         self.last = (s["time"], m.requests, m.bytes_in, m.bytes_out, m.ws_messages)
         self.history.append({k: v for k, v in s.items() if k != "type"})
         if not self.args.no_push:
-            self.broadcast(json.dumps(s, separators=(",", ":")))
+            self.push.local("stats", json.dumps(s, separators=(",", ":")))
 
     # -- run --------------------------------------------------------------------------
-    def start(self) -> str:
+    def start(self, listen: str | None = None, reuse_port: bool = False) -> str:
+        """Listen on ``listen`` (default ``--listen``); return the URL to print."""
         a = self.args
         tls = None
         if a.tls_cert or a.tls_key:
@@ -241,12 +251,15 @@ class Server:
                 raise mgpy.Error("--tls-cert and --tls-key go together")
             tls = mgpy.TlsOpts(cert=a.tls_cert, key=a.tls_key)
         compression = None if getattr(a, "no_ws_compression", False) else mgpy.DeflateOptions()
-        lc = self.listener = self.mgr.bind(a.listen, self.handler, tls=tls, compression=compression)
+        addr = listen if listen is not None else a.listen
+        lc = self.listener = self.mgr.bind(
+            addr, self.handler, tls=tls, compression=compression, reuse_port=reuse_port
+        )
         lc.set_protocol_http_websocket()
         if a.auth_file:
             # everything behind the credentials, answered on the head (before an upload's
             # body, a 100 Continue or a 101): "/ws" also covers /ws/push
-            for pattern in ("/upload", "/ws"):
+            for pattern in ("/upload", "/ws", EVENTS_PATH):
                 mgpy.register_http_endpoint(
                     lc, pattern, self.handler, auth_file=a.auth_file, auth_domain=a.auth_realm
                 )
@@ -254,6 +267,6 @@ class Server:
             self.broker = start_broker(self, lc, a.mqtt, a.mqtt_prefix, a.auth_file, a.auth_realm)
         lc.set_timer(time.time() + 1.0)
         host, port = lc.local[0], lc.local[1]
-        scheme = "https" if tls is not None or a.listen.startswith(("https:", "wss:")) else "http"
+        scheme = "https" if tls is not None or addr.startswith(("https:", "wss:")) else "http"
         shown = f"[{host}]" if ":" in host else host
         return f"{scheme}://{shown}:{port}/"

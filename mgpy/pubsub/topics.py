@@ -72,6 +72,8 @@ MAX_TOPIC = 1024
 #: counters in Manager.counters
 _PUBLISHED = "pubsub.published"
 _DELIVERED = "pubsub.delivered"
+#: payload bytes handed to WebSockets (compare with "ws.broadcast_wire": compression)
+_WS_RAW = "pubsub.ws_raw_bytes"
 
 
 class _Topic:
@@ -149,7 +151,7 @@ class Hub:
         self.last_id = 0  # the newest id delivered (ids from Redis) or issued (local)
         self._next = int(time.time() * 1e6)
         self.bridge: RedisBridge | None = None
-        for key in (_PUBLISHED, _DELIVERED, "pubsub.not_crossed"):
+        for key in (_PUBLISHED, _DELIVERED, _WS_RAW, "pubsub.not_crossed"):
             mgr.counters.setdefault(key, 0)
         mgr.proto_state[_KEY] = self
         if redis is not None:
@@ -330,10 +332,14 @@ class Hub:
         t = self.topics.get(item.topic)
         if t is None:
             return 0
-        n = ws_broadcast(t.ws, item.op, item.data) if t.ws else 0
+        counters = self.mgr.counters
+        n = 0
+        if t.ws:
+            n = ws_broadcast(t.ws, item.op, item.data)
+            counters[_WS_RAW] += n * len(item.data)
         if t.sse and item.op == WS_OP_TEXT:
             n += self._to_streams(t, item)
-        self.mgr.counters[_DELIVERED] += n
+        counters[_DELIVERED] += n
         return n
 
     def _to_streams(self, t: _Topic, item: Published) -> int:
