@@ -2,7 +2,9 @@
  *
  * One WebSocket to /ws/push carries everything live: the server pushes a
  * {"type":"stats"} message once a second and rebroadcasts every text message a
- * client sends, which is how the chat works.  The first stats message after
+ * client sends, which is how the chat works (across worker processes and hosts
+ * when the server runs with --redis; the stats say which worker this page talks
+ * to and whether the Redis link is up).  The first stats message after
  * connecting also brings the last 60 s of samples (so the chart starts full)
  * and says whether uploads are on; the upload form is disabled, with the
  * server's reason, when they are off.  The socket reconnects on its own
@@ -294,7 +296,33 @@
     uptime: $("stat-uptime"),
     started: $("stat-started"),
     pushRatio: $("stat-push-ratio"),
+    served: $("stat-served"),
+    redis: $("stat-redis"),
+    redisLine: $("stat-redis-line"),
   };
+
+  /** "worker 2 of 4 (pid 1234)" under --workers, else "pid 1234". */
+  function formatServed(s) {
+    const pid = num(s.pid);
+    const w = s.worker;
+    const pidText = pid === null ? "" : "pid " + pid;
+    if (w !== null && typeof w === "object" && num(w.index) !== null && num(w.count) !== null) {
+      return "worker " + (w.index + 1) + " of " + w.count + (pidText ? " (" + pidText + ")" : "");
+    }
+    return pidText || "–";
+  }
+
+  /** The Redis link of --redis: "linked", or "down" with what stayed in this process. */
+  function renderRedis(r) {
+    const on = r !== null && typeof r === "object";
+    statEls.redisLine.hidden = !on;
+    if (!on) return;
+    const kept = num(r.not_crossed) || 0;
+    let text = r.up ? "linked" : "down: chat reaches this worker only";
+    if (kept) text += " · " + formatCount(kept) + " kept local";
+    statEls.redis.dataset.state = r.up ? "up" : "down";
+    setText(statEls.redis, text);
+  }
 
   /** "3.2× smaller" when compression paid off, else "uncompressed". */
   function formatRatio(raw, wire) {
@@ -321,6 +349,8 @@
     setText(statEls.wsMessages, formatCount(s.ws_messages));
     setText(statEls.uptime, formatDuration(s.uptime));
     setText(statEls.pushRatio, formatRatio(s.push_raw_bytes, s.push_wire_bytes));
+    setText(statEls.served, formatServed(s));
+    renderRedis(s.redis);
     const t = num(s.time);
     const up = num(s.uptime);
     if (t !== null && up !== null) {
