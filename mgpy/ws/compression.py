@@ -106,8 +106,10 @@ def ws_broadcast(conns: Iterable[Connection], op: int, data: bytes | str) -> int
         if not ws.can_share_frames:
             q0 = c.total_queued
             send_websocket_frame(c, op, data)
-            wire += c.total_queued - q0
-            n += 1
+            sent = c.total_queued - q0
+            if sent:  # (nothing when the slow-consumer policy refused it)
+                wire += sent
+                n += 1
             continue
         key = ws.deflate
         frame = frames.get(key)

@@ -222,3 +222,33 @@ def test_slow_consumer_policy_applies_to_broadcast(mgr: mgpy.Manager, policy: st
         slow.wait_eof()
         assert "slow consumer" in rec.data("ERROR")[0]
         assert mgpy.ws_broadcast(rec.conns, mgpy.WS_OP_TEXT, "after") == 2
+
+
+@pytest.mark.timeout(60)
+def test_broadcast_count_leaves_out_a_dropped_context_takeover_client(mgr: mgpy.Manager) -> None:
+    """A connection with its own compressor is subject to the same policy, and counted right."""
+    lim = Limits(ws_send_queue=256 * 1024, ws_slow_policy="drop")
+    rec = WsRecorder(echo=False)
+    rec.on_request = Mix.on_request
+    rec, port = server(mgr, limits=lim, rec=rec)
+    slow = RawWs(mgr, port, rcvbuf=4096)
+    offer = f"Sec-WebSocket-Extensions: {EXT}\r\n"
+    assert slow.handshake(upgrade_request(path="/ctx", extra=offer)) == 101
+    slow.reading = False
+    fast = connect(mgr, port, EXT)
+    run_until(mgr, lambda: len(rec.conns) == 2)
+    slow_c = rec.conns[0]
+    assert not mgpy.ws_compression(slow_c).server_no_context_takeover  # type: ignore[union-attr]
+    rnd = random.Random(2)
+    counts = []
+    while mgpy.ws_dropped(slow_c) < 3:
+        assert len(counts) < 1000, "the slow consumer's queue never filled"
+        dropped = mgpy.ws_dropped(slow_c)
+        n = mgpy.ws_broadcast(rec.conns, mgpy.WS_OP_BINARY, numbered(len(counts), rnd))
+        counts.append((n, mgpy.ws_dropped(slow_c) > dropped))
+        mgr.poll(0)
+        fast.pump()
+        while fast.parse_frame() is not None:
+            pass
+    assert all(n == (1 if was_dropped else 2) for n, was_dropped in counts)
+    assert not slow_c.is_closing
