@@ -26,7 +26,8 @@ hub delivers locally only.  A publish sent but neither confirmed by Redis nor se
 coming back when the link drops is delivered locally then.  Both are counted in
 ``mgr.counters["pubsub.not_crossed"]`` and logged once per outage.  The link
 re-connects after ``min_delay`` .. ``max_delay`` seconds (doubling, +-20 % jitter), and
-a silent Redis is detected by a PING every ``ping_interval`` seconds.
+a silent Redis is detected by a PING every ``ping_interval`` seconds (and a handshake not
+answered within that time).
 """
 
 from __future__ import annotations
@@ -254,6 +255,11 @@ class RedisBridge:
         cmds.append(("PSUBSCRIBE", self.prefix.decode().translate(_GLOB) + "*"))
         c.send(pack_pipeline(cmds))
         link.replies.extend((cb, None) for cb in cbs)  # PSUBSCRIBE answers with a push
+        c.call_later(self.ping_interval or 10.0, self._handshake_timeout, c)
+
+    def _handshake_timeout(self, c: Connection) -> None:
+        if c is self.conn and not self.up:
+            c.error(f"Redis did not answer the handshake within {self.ping_interval or 10:g} s")
 
     def _hello_reply(self, reply: Any) -> None:
         if isinstance(reply, RespError):
@@ -284,14 +290,16 @@ class RedisBridge:
             return
         self.up = True
         self.connects += 1
-        if self.failures or self.lost_in_outage or self.connects > 1:
+        if self.connects > 1 or self.failures:
             log.warning(
-                "pubsub: Redis link to %s up again after %.1f s; %d messages were delivered "
-                "to this process only meanwhile",
+                "pubsub: Redis link to %s up again after %.1f s; %d messages reached this "
+                "process only meanwhile",
                 self.url,
                 time.monotonic() - self.down_since,
                 self.lost_in_outage,
             )
+        else:
+            log.info("pubsub: linked to Redis at %s (channels %s*)", self.url, self.prefix.decode())
         self.failures = 0
         self.lost_in_outage = 0
         if self.ping_interval:

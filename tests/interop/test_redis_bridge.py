@@ -26,8 +26,8 @@ import mgpy
 from mgpy import Ev
 from mgpy.proto.resp import RespReader
 from mgpy.proto.resp_write import pack_command
-from mgpy.pubsub import Hub
-from mgpy.pubsub.redis import parse_redis_url
+from mgpy.pubsub import Hub, Published
+from mgpy.pubsub.redis import RedisBridge, parse_redis_url
 from tests.net.certs import Certs, make_certs
 from tests.net.test_ws_client import Client
 
@@ -284,6 +284,32 @@ class TestBridge:
         assert redis.command("SELECT", 3) == b"OK"
         seq = redis.command("EXISTS", "app1/seq")
         assert seq == 0  # the counter lives in db 3, not in db 0
+
+
+class TestSilentRedis:
+    def test_a_hung_redis_is_detected_by_ping_and_the_link_comes_back(
+        self, redis: RedisServer, mgrs: list[mgpy.Manager], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG, logger="mgpy")
+        got: list[Published] = []
+        bridge = RedisBridge(mgrs[0], redis.url, "hung:", got.append, ping_interval=0.2)
+        try:
+            run_all(mgrs[:1], lambda: bridge.up)
+            assert redis.proc is not None
+            os.kill(redis.proc.pid, signal.SIGSTOP)  # alive for TCP, silent for RESP
+            try:
+                run_all(mgrs[:1], lambda: not bridge.up)
+                assert "did not answer PING" in caplog.text
+                assert not bridge.publish("t", b"x", mgpy.WS_OP_TEXT, None)  # down: local only
+                # re-dials: TCP connects (the kernel accepts), the handshake gets no answer
+                run_all(mgrs[:1], lambda: "did not answer the handshake" in caplog.text)
+            finally:
+                os.kill(redis.proc.pid, signal.SIGCONT)
+            run_all(mgrs[:1], lambda: bridge.up, timeout=15)
+            assert bridge.publish("t", b"back", mgpy.WS_OP_TEXT, None)
+            run_all(mgrs[:1], lambda: [p.data for p in got] == [b"back"])
+        finally:
+            bridge.close()
 
 
 class TestAuth:
