@@ -200,12 +200,12 @@ class TestSlowConsumersClosed:
             wait_for(lambda: counts, 5, "a stats push")
             base = srv.rss()
             after = []
-            message = ws_frame(1, b"x" * 256 * 1024)
+            message = ws_frame(1, b"x" * 64 * 1024)
             for _ in range(3):
                 victims = [ws_connect(srv.port, "/ws/push", rcvbuf=4096)[0] for _ in range(50)]
                 counts.clear()
                 wait_for(lambda: counts and counts[-1] >= 51, 5, "50 push clients counted")
-                # relay 256 KiB messages to everyone until every non-reader was dropped
+                # relay messages to everyone until every non-reader was dropped
                 deadline = time.monotonic() + 30
                 while not (counts and counts[-1] == 1):
                     assert time.monotonic() < deadline, "the slow consumers were not closed"

@@ -484,26 +484,36 @@ def _stream_brotli(
         os.close(fd)
         give_state()
         raise
+    try:  # from here on the pump owns fd and the state
+        if not share:
+            private = BrotliPump(fd, m.size, BROTLI_QUALITY)
+        else:
+            job = BrotliJob(fd, m.size, BROTLI_QUALITY, lambda j: _job_done(root, m, j))
+    except BaseException:
+        os.close(fd)
+        give_state()
+        raise
     if not share:
-        c.pump = BrotliPump(fd, m.size, BROTLI_QUALITY)
+        c.pump = private
         return True
-
-    def done(j: BrotliJob) -> None:
-        _jobs[0] -= 1
-        if m.br_job is j:
-            m.br_job = None
-        data = j.data
-        if data is None:
-            return  # failed or abandoned: the next reader starts again
-        if len(data) > BROTLI_CACHE_FILE:
-            m.br_nocache = True  # too big to keep: private streams from now on
-        elif root.metas.get(m.real) is m:
-            BROTLIS.add(m, data)
-
     _jobs[0] += 1
-    m.br_job = job = BrotliJob(fd, m.size, BROTLI_QUALITY, done)
+    m.br_job = job
     c.pump = BrotliTee(job)
     return True
+
+
+def _job_done(root: Root, m: FileMeta, j: BrotliJob) -> None:
+    """A shared job ended: cache its output (if complete and small enough)."""
+    _jobs[0] -= 1
+    if m.br_job is j:
+        m.br_job = None
+    data = j.data
+    if data is None:
+        return  # failed or abandoned: the next reader starts again
+    if len(data) > BROTLI_CACHE_FILE:
+        m.br_nocache = True  # too big to keep: private streams from now on
+    elif root.metas.get(m.real) is m:
+        BROTLIS.add(m, data)
 
 
 _jobs = [0]  # shared brotli jobs running now (at most BROTLI_JOBS)
