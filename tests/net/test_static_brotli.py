@@ -69,8 +69,9 @@ def srv(mgr: mgpy.Manager, root: Path) -> Server:
 
 
 @pytest.fixture
-def compressors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts the brotli compressor states created."""
+def compressors(mgr: mgpy.Manager, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the brotli compressor states created; at the end (the manager closed) every
+    state must have been released."""
     made: list[int] = []
     real = send._compressor
 
@@ -80,7 +81,9 @@ def compressors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
     monkeypatch.setattr(send, "_compressor", counting)
     yield made
+    mgr.close()
     assert send._states[0] == 0, "a compressor state was not released"
+    assert serve._jobs[0] == 0, "a shared job was not ended"
 
 
 class Client:
