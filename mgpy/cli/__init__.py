@@ -58,16 +58,23 @@ def main(argv: list[str] | None = None, prog: str = "mgpy") -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        print(f"mgpy serving {served} on {url} ({_ROUTES}). Press Ctrl-C to stop.", flush=True)
+        say(f"mgpy serving {served} on {url} ({_ROUTES}). Press Ctrl-C to stop.")
         while not stop:
             srv.mgr.poll(1000)
     finally:
         srv.mgr.close()
-    print("mgpy: stopped.", flush=True)
+    say("mgpy: stopped.")
     return 0
 
 
 _ROUTES = "WebSocket echo at /ws, live stats at /ws/push and /events"
+
+
+def say(line: str) -> None:
+    """Print one line in one write: the workers share stdout, and print() makes two writes
+    when Python runs unbuffered (PYTHONUNBUFFERED), which could interleave their lines."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _main_workers(args: argparse.Namespace, served: str) -> int:
@@ -85,10 +92,9 @@ def _main_workers(args: argparse.Namespace, served: str) -> int:
         except mgpy.Error as e:
             sys.stderr.write(f"mgpy: error: {e}\n")
             return 2
-        print(
+        say(
             f"mgpy serving {served} on {url} ({_ROUTES}; worker {w.index + 1} of {w.count}, "
-            f"pid {w.pid}). Press Ctrl-C to stop.",
-            flush=True,
+            f"pid {w.pid}). Press Ctrl-C to stop."
         )
         w.run(srv.mgr)
         return 0
@@ -98,5 +104,5 @@ def _main_workers(args: argparse.Namespace, served: str) -> int:
     except mgpy.Error as e:
         sys.stderr.write(f"mgpy: error: {e}\n")
         return 2
-    print("mgpy: stopped.", flush=True)
+    say("mgpy: stopped.")
     return status
