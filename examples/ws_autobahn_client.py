@@ -10,8 +10,11 @@ happens inside a case (a protocol error, a refused connection) is the fuzzing
 server's to judge, so the client simply moves on to the next case; failing to
 read the case count is an error (exit 1).
 
-Section 9 sends 16 MiB messages and messages of 65 537 frames, so the limits
-are raised to 16 MiB messages; keepalive pings stay at the library default.
+Section 9 sends 16 MiB messages and 4 MiB messages in 64-byte frames (65 536 of
+them and an empty final one), so the limits are raised to 16 MiB messages of up to
+65 537 frames; keepalive pings stay
+at the library default.  Compression is ``connect_ws``'s default: permessage-deflate
+is offered with ``DeflateOptions()``, and sections 12-13 exercise it.
 
 Usage::
 
@@ -36,8 +39,11 @@ from mgpy import Ev
 
 #: Autobahn 9.1.6 / 9.2.6 send 16 MiB messages
 MAX_MESSAGE = 16 * 1024 * 1024
+#: Autobahn 9.3.1 / 9.4.1 send 4 MiB in 64-byte frames: 65 536 of them, then an empty FIN
+MAX_FRAGMENTS = 65537
 LIMITS = mgpy.Limits(
     ws_max_message=MAX_MESSAGE,
+    ws_max_fragments=MAX_FRAGMENTS,
     ws_send_queue=4 * MAX_MESSAGE,
     max_send_buffer=8 * MAX_MESSAGE,
 )

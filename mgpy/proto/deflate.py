@@ -14,8 +14,11 @@ broken header only costs compression, never the connection.
 Negotiation, client side (``offer`` / ``accept``): the offer comes from the options; the
 response is checked strictly, and anything RFC 7692 5.1 / 7.1 says the client MUST fail
 the connection for raises RemoteProtocolError: an extension we did not offer, two
-permessage-deflate elements, an unknown or repeated parameter, a bad value, a window we
-did not allow, a missing ``server_no_context_takeover`` we asked for.
+permessage-deflate elements, an unknown or repeated parameter, a bad value, a missing
+``server_no_context_takeover`` we asked for.  A ``client_max_window_bits`` above the one
+we offered is not among them: RFC 7692 7.1.2.2 lets the server ignore our value, and we
+keep compressing with the smaller window we promised (Autobahn 13.4.x / 13.6.x answer 15
+to any offer of the parameter).
 
 Why the defaults (``DeflateOptions``) are what they are: memory first.  The server adds
 ``server_no_context_takeover`` and ``client_no_context_takeover`` to every response,
@@ -397,10 +400,11 @@ def accept(values: Iterable[str], options: DeflateOptions) -> DeflateParams | No
     # RFC 7692 7.1.1.1: a server accepting our server_no_context_takeover MUST echo it.
     if options.server_no_context_takeover and not snct:
         raise RemoteProtocolError("server dropped server_no_context_takeover")
-    # RFC 7692 7.1.2.2: at most the window we offered (any, when offered without a value).
+    # RFC 7692 7.1.2.2: the server "may either ignore this value or use" it: we compress
+    # with the smaller of our offer and its answer, which honours both.
     limit = options.client_max_window_bits
-    if cmwb is not None and limit is not None and cmwb > limit:
-        raise RemoteProtocolError("server raised client_max_window_bits")
+    if cmwb is not None and limit is not None:
+        cmwb = min(cmwb, limit)
     # RFC 7692 7.1.2.1: any server_max_window_bits is acceptable: either it answers the
     # first offer (same or smaller) or it is one the server MAY add to the fallback.
     return _params(
