@@ -209,12 +209,11 @@ def wait_linked(port: int, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-def latency_generator(port: int, subs: int, messages: int, warmup: int) -> dict[str, Any]:
-    """Run in the generator process: connect, publish, measure; return the samples' stats."""
-    h.raise_nofile()
-    sel = selectors.DefaultSelector()
+def _subscribe_all(
+    port: int, subs: int, sel: selectors.BaseSelector, bufs: dict[socket.socket, bytearray]
+) -> dict[str, int]:
+    """Open ``subs`` /sub WebSockets; return how many each worker got (its greeting)."""
     split: dict[str, int] = {}
-    bufs: dict[socket.socket, bytearray] = {}
     for _ in range(subs):
         s, buf = _handshake(port, "/sub")
         while not (frames := _frames(buf)):
@@ -225,6 +224,15 @@ def latency_generator(port: int, subs: int, messages: int, warmup: int) -> dict[
         s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         bufs[s] = bytearray()
         sel.register(s, selectors.EVENT_READ)
+    return split
+
+
+def latency_generator(port: int, subs: int, messages: int, warmup: int) -> dict[str, Any]:
+    """Run in the generator process: connect, publish, measure; return the samples' stats."""
+    h.raise_nofile()
+    sel = selectors.DefaultSelector()
+    bufs: dict[socket.socket, bytearray] = {}
+    split = _subscribe_all(port, subs, sel, bufs)
     pub, _ = _handshake(port, "/pub")
     lat: list[float] = []
     fanout: list[float] = []
