@@ -7,8 +7,9 @@ question each topic's buffer can answer.  ``TopicLog.after(n)`` returns the even
 an id above ``n``; it says whether some of them were evicted already (a gap the client
 cannot recover: it gets what is left).
 
-``ReplayStore`` bounds memory twice: ``capacity`` events per topic, and ``max_topics``
-topics with a buffer (the least recently published topic loses its buffer first).
+``ReplayStore`` bounds memory three ways: ``capacity`` events and ``max_bytes`` bytes of
+payload per topic, and ``max_topics`` topics with a buffer (the least recently published
+topic loses its buffer first).
 """
 
 from __future__ import annotations
@@ -30,42 +31,54 @@ class Published(NamedTuple):
 
 
 class TopicLog:
-    """The last ``capacity`` replayable events of one topic."""
+    """The last replayable events of one topic: at most ``capacity`` events and
+    ``max_bytes`` bytes of payload (an event larger than that is not kept)."""
 
-    __slots__ = ("evicted", "items")
+    __slots__ = ("capacity", "evicted", "items", "max_bytes", "size")
 
-    def __init__(self, capacity: int) -> None:
-        self.items: deque[Published] = deque(maxlen=capacity)
+    def __init__(self, capacity: int, max_bytes: int) -> None:
+        self.items: deque[Published] = deque()
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.size = 0  # payload bytes kept
         #: the newest id that fell out of the buffer (0: none did)
         self.evicted = 0
 
     def add(self, item: Published) -> None:
+        assert item.id is not None
+        if len(item.data) > self.max_bytes:
+            self.evicted = item.id  # not kept: a replay across it says so
+            return
         items = self.items
-        if len(items) == items.maxlen:
-            evicted = items[0].id
-            assert evicted is not None
-            self.evicted = evicted
         items.append(item)
+        self.size += len(item.data)
+        while len(items) > self.capacity or self.size > self.max_bytes:
+            old = items.popleft()
+            self.size -= len(old.data)
+            assert old.id is not None
+            self.evicted = old.id
 
     def after(self, last_id: int) -> tuple[list[Published], bool]:
         """Events with an id above ``last_id`` (oldest first), and whether some were lost."""
         items = self.items
         if not items or items[-1].id is None or items[-1].id <= last_id:
-            return [], False
+            return [], self.evicted > last_id
         out = [it for it in items if it.id is not None and it.id > last_id]
         return out, self.evicted > last_id
 
 
 class ReplayStore:
-    """Replay buffers for up to ``max_topics`` topics, ``capacity`` events each."""
+    """Replay buffers for up to ``max_topics`` topics, ``capacity`` events and
+    ``max_bytes`` bytes each."""
 
-    __slots__ = ("capacity", "gaps", "logs", "max_topics")
+    __slots__ = ("capacity", "gaps", "logs", "max_bytes", "max_topics")
 
-    def __init__(self, capacity: int, max_topics: int) -> None:
-        if capacity < 0 or max_topics < 1:
-            raise ValueError("replay capacity must be >= 0 and max_topics >= 1")
+    def __init__(self, capacity: int, max_topics: int, max_bytes: int = 1 << 20) -> None:
+        if capacity < 0 or max_topics < 1 or max_bytes < 0:
+            raise ValueError("replay capacity, max_bytes must be >= 0 and max_topics >= 1")
         self.capacity = capacity
         self.max_topics = max_topics
+        self.max_bytes = max_bytes
         self.logs: OrderedDict[str, TopicLog] = OrderedDict()
         #: replays that could not give everything (events evicted, or a topic forgotten)
         self.gaps = 0
@@ -77,7 +90,7 @@ class ReplayStore:
         logs = self.logs
         log = logs.get(item.topic)
         if log is None:
-            log = logs[item.topic] = TopicLog(self.capacity)
+            log = logs[item.topic] = TopicLog(self.capacity, self.max_bytes)
             if len(logs) > self.max_topics:
                 logs.popitem(last=False)
         else:

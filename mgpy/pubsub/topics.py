@@ -113,9 +113,10 @@ class Hub:
     ``redis`` (``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS)
     bridges the hub to every other hub on the same Redis and channel ``prefix``;
     ``redis_tls`` are the ``TlsOpts`` for ``rediss://`` (default: verify with the
-    system's CAs).  ``replay`` events per topic are kept for reconnecting clients, for at
-    most ``max_topics`` topics.  ``hiredis=True`` parses Redis replies with hiredis when
-    it is installed (trusted servers only, see ``mgpy.proto.resp``).
+    system's CAs).  ``replay`` events per topic (at most ``replay_bytes`` of payload) are
+    kept for reconnecting clients, for at most ``max_topics`` topics.  ``hiredis=True``
+    parses Redis replies with hiredis when it is installed (trusted servers only, see
+    ``mgpy.proto.resp``).
 
     Example::
 
@@ -137,6 +138,7 @@ class Hub:
         *,
         prefix: str = "mgpy:",
         replay: int = 100,
+        replay_bytes: int = 1 << 20,
         max_topics: int = 1024,
         redis_tls: Any = None,
         hiredis: bool = False,
@@ -147,7 +149,7 @@ class Hub:
         self.prefix = prefix
         self.topics: dict[str, _Topic] = {}
         self.members: dict[Connection, _Member] = {}
-        self.replay = ReplayStore(replay, max_topics)
+        self.replay = ReplayStore(replay, max_topics, replay_bytes)
         self.last_id = 0  # the newest id delivered (ids from Redis) or issued (local)
         self._next = int(time.time() * 1e6)
         self.bridge: RedisBridge | None = None

@@ -352,6 +352,22 @@ class TestTopicsOnStreams:
         assert hub.stats()["replay_gaps"] == 1
         cli.close()
 
+    def test_replay_buffer_is_bounded_in_bytes_too(self, mgr: mgpy.Manager) -> None:
+        hub = Hub(mgr, replay=100, replay_bytes=10_000)
+        _srv, port = serve(mgr, ["t"])
+        hub.publish("t", "zero")
+        start = hub.last_id
+        for i in range(1, 6):
+            hub.publish("t", f"{i}" * 3000)  # 15 000 bytes: the oldest ones go
+        hub.publish("t", "x" * 20_000)  # larger than the whole buffer: never kept
+        hub.publish("t", "last")
+        cli = SseClient(mgr, port, last_id=str(start))
+        got = cli.wait_events(4)
+        assert [e.data[:1] for e in got] == ["3", "4", "5", "l"]
+        log = hub.replay.logs["t"]
+        assert log.size <= 10_000 and hub.stats()["replay_gaps"] == 1
+        cli.close()
+
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 class TestCurl:
