@@ -177,11 +177,14 @@ def test_zip_bombs_close_with_1009_and_rss_stays_flat(cli_server: CliServer) -> 
         p.send(frame(0x42, fragment) + frame(0x00, fragment) * 100)
         assert p.close_code() == 1009
         p.close()
-    # 16 GB of inflated output was asked for: the peak moved by a few MiB (buffers the
-    # allocator keeps for the next connection), nowhere near one bomb's 1 GB
+    # 16 GB of inflated output was asked for: the peak moved by what the limits allow one
+    # connection (its 1 MiB receive buffer, the unmasked payload, at most ws_max_message
+    # of output, zlib's copy of the input it did not take: ~4 MiB) plus what the
+    # allocator keeps; measured 6 MiB on a quiet machine, 11 MiB on a busy one (bigger
+    # reads), and +1.9 GB with the inflate limit removed
     one_hwm = cli_server.status("VmHWM") - base_hwm
     one_rss = cli_server.status("VmRSS") - base_rss
-    assert one_hwm < 12 * 1024, f"peak RSS grew by {one_hwm} KiB"
+    assert one_hwm < 24 * 1024, f"peak RSS grew by {one_hwm} KiB"
 
     peers = [Peer(port) for _ in range(16)]  # sixteen at once
     for p in peers:
@@ -190,10 +193,10 @@ def test_zip_bombs_close_with_1009_and_rss_stays_flat(cli_server: CliServer) -> 
         assert p.close_code() == 1009
         p.close()
     echo_ok(port)  # still serving
-    # each connection may hold its receive buffer (1 MiB) and its message (1 MiB) at once
+    # each connection may hold the ~4 MiB above at once (measured: 15-18 MiB)
     many_hwm = cli_server.status("VmHWM") - base_hwm
     many_rss = cli_server.status("VmRSS") - base_rss
-    assert many_hwm < 16 * 3 * 1024, f"peak RSS grew by {many_hwm} KiB"
+    assert many_hwm < 16 * 4 * 1024, f"peak RSS grew by {many_hwm} KiB"
     assert base_hwm < 128 * 1024
     print(
         f"bombs: base RSS {base_rss} KiB; one at a time: peak +{one_hwm} KiB, RSS +{one_rss} KiB;"
