@@ -95,6 +95,7 @@ bench: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/mqtt_bench.py
+	$(BIN)/python bench/push_bench.py
 
 AUTOBAHN_SERVER_CMD := $(BIN)/python -m mgpy --listen 127.0.0.1:{port} --ws-max-message 16777216 --ws-max-fragments 65537 --log-level warning
 AUTOBAHN_CLIENT_CMD := $(BIN)/python examples/ws_autobahn_client.py {url} {agent}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._api import Connection, Handler, Manager
 from ._version import __version__
 from .core import TimerHandle, TlsInfo, TlsOpts, tls_info
@@ -55,7 +57,24 @@ from .proto.deflate import DeflateOptions
 from .proto.digest import create_digest_auth_header
 from .proto.httputil import get_http_var, http_parse_header, url_decode, url_encode
 from .proto.ws import WsProtocol
+from .pubsub import (
+    Hub,
+    Published,
+    SseStream,
+    get_hub,
+    publish,
+    sse_comment,
+    sse_end,
+    sse_send,
+    sse_start,
+    sse_stream,
+    subscribe,
+    unsubscribe,
+)
+from .workers import Worker, current_worker, run_workers
 from .ws import (
+    ReconnectOpts,
+    WsReconnect,
     printf_websocket_frame,
     send_websocket_frame,
     ws_accept,
@@ -111,9 +130,13 @@ def connect_mqtt(mgr: Manager, url: str, handler: Handler, **kw: object) -> Conn
     return mgr.connect_mqtt(url, handler, **kw)
 
 
-def connect_ws(mgr: Manager, url: str, handler: Handler, **kw: object) -> Connection:
-    """``mgr.connect_ws(url, handler, ...)`` as a function (mongoose's mg_connect_ws)."""
-    return mgr.connect_ws(url, handler, **kw)  # type: ignore[arg-type]
+def connect_ws(mgr: Manager, url: str, handler: Handler, **kw: Any) -> Connection | WsReconnect:
+    """``mgr.connect_ws(url, handler, ...)`` as a function (mongoose's mg_connect_ws).
+
+    With ``reconnect=mgpy.ReconnectOpts(...)`` it returns the ``WsReconnect`` handle.
+    """
+    result: Connection | WsReconnect = mgr.connect_ws(url, handler, **kw)
+    return result
 
 
 __all__ = [
@@ -131,6 +154,7 @@ __all__ = [
     "Ev",
     "F",
     "HttpMessage",
+    "Hub",
     "LimitExceeded",
     "Limits",
     "LocalProtocolError",
@@ -140,13 +164,18 @@ __all__ = [
     "MqttEv",
     "MultipartPart",
     "ProtocolError",
+    "Published",
+    "ReconnectOpts",
     "RemoteProtocolError",
     "ServeOpts",
+    "SseStream",
     "TimerHandle",
     "TlsInfo",
     "TlsOpts",
+    "Worker",
     "WsMessage",
     "WsProtocol",
+    "WsReconnect",
     "__version__",
     "bind",
     "check_digest_auth",
@@ -155,11 +184,13 @@ __all__ = [
     "connect_mqtt",
     "connect_ws",
     "create_digest_auth_header",
+    "current_worker",
     "enable_access_log",
     "file_upload_handler",
     "get_http_basic_auth",
     "get_http_header",
     "get_http_var",
+    "get_hub",
     "http_parse_header",
     "http_reply",
     "http_send_error",
@@ -174,7 +205,9 @@ __all__ = [
     "printf",
     "printf_http_chunk",
     "printf_websocket_frame",
+    "publish",
     "register_http_endpoint",
+    "run_workers",
     "send",
     "send_basic_auth_request",
     "send_digest_auth_request",
@@ -185,7 +218,14 @@ __all__ = [
     "serve_http",
     "set_protocol_http_websocket",
     "set_timer",
+    "sse_comment",
+    "sse_end",
+    "sse_send",
+    "sse_start",
+    "sse_stream",
+    "subscribe",
     "tls_info",
+    "unsubscribe",
     "url_decode",
     "url_encode",
     "ws_accept",

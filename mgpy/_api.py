@@ -10,7 +10,7 @@ so both spellings mongoose users know work and stay identical.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from . import core
 from .events import Headers
@@ -20,7 +20,7 @@ from .http.server import set_protocol_http_websocket
 from .limits import Limits
 from .mqtt import connect_mqtt
 from .proto.deflate import DeflateOptions
-from .ws.client import connect_ws
+from .ws.client import ReconnectOpts, WsReconnect, connect_ws
 from .ws.compression import DEFAULT_COMPRESSION, set_compression
 from .ws.send import printf_websocket_frame, send_websocket_frame, ws_close
 
@@ -183,6 +183,7 @@ class Manager(core.Manager):
         )
         return cast(Connection, c)
 
+    @overload
     def connect_ws(
         self,
         url: str,
@@ -194,16 +195,62 @@ class Manager(core.Manager):
         user_data: Any = None,
         tls: Any = None,
         compression: DeflateOptions | None = DEFAULT_COMPRESSION,
-    ) -> Connection:
+        reconnect: None = None,
+    ) -> Connection: ...
+
+    @overload
+    def connect_ws(
+        self,
+        url: str,
+        handler: Handler,
+        protocol: str | list[str] | None = None,
+        headers: Headers = None,
+        *,
+        limits: Limits | None = None,
+        user_data: Any = None,
+        tls: Any = None,
+        compression: DeflateOptions | None = DEFAULT_COMPRESSION,
+        reconnect: ReconnectOpts,
+    ) -> WsReconnect: ...
+
+    def connect_ws(
+        self,
+        url: str,
+        handler: Handler,
+        protocol: str | list[str] | None = None,
+        headers: Headers = None,
+        *,
+        limits: Limits | None = None,
+        user_data: Any = None,
+        tls: Any = None,
+        compression: DeflateOptions | None = DEFAULT_COMPRESSION,
+        reconnect: ReconnectOpts | None = None,
+    ) -> Connection | WsReconnect:
         """Open a WebSocket to ``url``; the handler gets WS_HANDSHAKE_DONE, then WS_FRAME...
 
         ``compression`` offers permessage-deflate (on by default; None: not offered).
+        ``reconnect=mgpy.ReconnectOpts(...)`` re-dials after drops with backoff and
+        returns a ``WsReconnect`` handle instead of the connection.
         """
         self._check_open()
+        h = cast(core.Handler, handler)
+        if reconnect is not None:
+            return connect_ws(
+                self,
+                url,
+                h,
+                protocol,
+                headers,
+                limits=limits,
+                user_data=user_data,
+                tls=tls,
+                compression=compression,
+                reconnect=reconnect,
+            )
         c = connect_ws(
             self,
             url,
-            cast(core.Handler, handler),
+            h,
             protocol,
             headers,
             limits=limits,

@@ -55,6 +55,7 @@ class Ev(enum.IntEnum):
     WS_HANDSHAKE_DONE = 112  #: ev_data: HttpMessage (request on server, response on client)
     WS_FRAME = 113  #: ev_data: WsMessage (a whole data message unless WEBSOCKET_NO_DEFRAG)
     WS_CONTROL_FRAME = 114  #: ev_data: WsMessage (ping, pong or close)
+    WS_RECONNECTING = 115  #: ev_data: WsReconnect (a reconnecting client is down, will re-dial)
     MQTT_CONNACK = 130  #: ev_data: Connack (client: the broker answered our CONNECT)
     MQTT_PUBLISH = 131  #: ev_data: Publish (a message for us)
     MQTT_SUBACK = 132  #: ev_data: Suback

@@ -6,7 +6,7 @@ and ``mgpy.core``'s public interfaces; importing this package registers the
 
 from __future__ import annotations
 
-from .client import connect_ws
+from .client import ReconnectOpts, WsEv, WsReconnect, connect_ws
 from .compression import DEFAULT_COMPRESSION, set_compression, ws_broadcast, ws_compression
 from .protocol import WsState
 from .send import printf_websocket_frame, send_websocket_frame, ws_close, ws_dropped
@@ -14,6 +14,9 @@ from .upgrade import ws_accept
 
 __all__ = [
     "DEFAULT_COMPRESSION",
+    "ReconnectOpts",
+    "WsEv",
+    "WsReconnect",
     "WsState",
     "connect_ws",
     "printf_websocket_frame",
