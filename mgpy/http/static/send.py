@@ -25,7 +25,8 @@ read (a reader that catches up compresses the next ``COMPRESS_SLICE``, flushed, 
 everyone); every reader of that version is a ``BrotliTee`` at its own offset in the
 job's output, and the finished output becomes the cached body that later requests
 get with a Content-Length (``BytesPump``).  ``BrotliPump`` is a private, windowed
-compressor for a file whose output is too big to keep.  Each compressor state costs
+compressor for a file too big to share, whose output proved too big to cache, or
+while every shared-job slot is busy.  Each compressor state costs
 about 2 MiB (``BROTLI_LGWIN``, flushed every slice); at most ``BROTLI_STATES`` live in
 the process at once (``take_state``): past that the caller serves identity.
 """
@@ -388,7 +389,7 @@ class BrotliTee:
 
 
 class BrotliPump:
-    """A private brotli stream for one response (output too big to keep), as HTTP chunks.
+    """A private brotli stream for one response (nothing shared or kept), as HTTP chunks.
 
     Compresses one flushed ``COMPRESS_SLICE`` per call -- the manager calls a pump only
     when the send queue is empty, so it never runs ahead of what the socket takes --

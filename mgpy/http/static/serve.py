@@ -458,7 +458,8 @@ def _stream_brotli(
     """Compress a large file while sending it (chunked); False when no compressor is free.
 
     Readers of one file version share one ``BrotliJob`` (compressed once, cached when
-    complete); a file too big to share gets a private windowed ``BrotliPump``.
+    complete); a file too big to share (or to cache), or one arriving while
+    ``BROTLI_JOBS`` jobs run, gets a private windowed ``BrotliPump``.
     """
     if hm.method == "HEAD":
         send_head(c, 200, -1, hs)  # the length is known only once compressed (RFC 9110 9.3.2)
