@@ -16,7 +16,7 @@ PORT   ?= 8000
 PURE_TESTS ?= $(wildcard tests/proto tests/net tests/core tests/ws)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run test test-pure lint typecheck bench autobahn autobahn-setup autobahn-server \
+.PHONY: run test test-pure lint typecheck bench soak autobahn autobahn-setup autobahn-server \
 	autobahn-client sysdeps venv clean help
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make test-pure  the core and WebSocket tests again with MGPY_NO_EXTENSIONS=1 (no C speedups)"
 	@echo "make lint       ruff, mypy --strict, import-linter layers, no core internals outside core"
 	@echo "make bench      benchmarks against aiohttp, uvicorn, websockets, nginx (prints ratios)"
+	@echo "make soak       ~5 min of mixed load and abuse against the CLI (RSS, descriptors)"
 	@echo "make autobahn   Autobahn WebSocket conformance, server and client modes"
 
 # A venv needs the interpreter's ensurepip.  Debian and Ubuntu ship it separately
@@ -96,6 +97,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/mqtt_bench.py
 	$(BIN)/python bench/push_bench.py
+
+# ~5 minutes of mixed load plus issue 13's abuse patterns against python -m mgpy;
+# prints the server's RSS and descriptors at start, peak and end; exit 1 on a leak
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	$(BIN)/python tools/soak.py --duration $(SOAK_SECONDS)
 
 AUTOBAHN_SERVER_CMD := $(BIN)/python -m mgpy --listen 127.0.0.1:{port} --ws-max-message 16777216 --ws-max-fragments 65537 --log-level warning
 AUTOBAHN_CLIENT_CMD := $(BIN)/python examples/ws_autobahn_client.py {url} {agent}

@@ -21,6 +21,7 @@ CORE_CLASSES = {
     "mgpy/core/conn.py": ["Connection"],
     "mgpy/core/manager.py": ["Manager"],
     "mgpy/core/dial.py": ["Dialer"],
+    "mgpy/core/accept.py": ["Acceptor"],
     "mgpy/core/timers.py": ["TimerHandle"],
     "mgpy/mbuf.py": ["Mbuf"],
 }

@@ -200,6 +200,15 @@ class HttpState:
         return True
 
 
+    def reclaimable(self, c: Connection) -> bool:
+        """Idle between requests, nothing buffered: may be closed to make room.
+
+        Asked by the core only when accept() is out of descriptors (docs/protocols.md):
+        the longest-idle keep-alive connections go first, as nginx drains them.
+        """
+        return self.phase == IDLE and not self.client and not c.recv_mbuf.buf
+
+
 class HttpListener:
     """``proto_data`` of an HTTP listener: its registered endpoints."""
 

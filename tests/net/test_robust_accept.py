@@ -24,7 +24,6 @@ import pytest
 
 import mgpy
 from mgpy import Ev, Limits
-from mgpy.http.exchange import HttpState
 from tests.conftest import run_until
 from tests.net.rss_helpers import CliServer
 
@@ -120,10 +119,6 @@ class TestReclaimOnEmfile:
         assert all(alive[1 + reclaimed :])  # ... and only them
         assert err.count("reclaimable connections") == 1  # one warning per listener
 
-    @pytest.mark.skipif(
-        not hasattr(HttpState, "reclaimable"),
-        reason="mgpy.http.exchange.HttpState does not mark idle keep-alive connections yet",
-    )
     def test_the_cli_reclaims_idle_keep_alive_connections(self, tmp_path: Path) -> None:
         (tmp_path / "index.html").write_bytes(b"<p>hi</p>")
         get = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
