@@ -22,6 +22,8 @@ CORE_CLASSES = {
     "mgpy/core/manager.py": ["Manager"],
     "mgpy/core/dial.py": ["Dialer"],
     "mgpy/core/accept.py": ["Acceptor"],
+    "mgpy/core/schedule.py": ["Scheduler"],
+    "mgpy/core/writer.py": ["Writer"],
     "mgpy/core/timers.py": ["TimerHandle"],
     "mgpy/mbuf.py": ["Mbuf"],
 }

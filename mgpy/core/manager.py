@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import collections
 import errno
-import heapq
 import itertools
 import logging
-import os
 import selectors
 import socket
 import time
@@ -50,7 +48,6 @@ from ._consts import (
     _R,
     _RESOLVING,
     _SEND_AND_CLOSE,
-    _SHUT_DONE,
     _SHUT_PENDING,
     _SSL,
     _SSL_READY,
@@ -62,38 +59,29 @@ from ._consts import (
     EV_POLL,
     EV_RECV,
     EV_SEND,
-    EV_TIMER,
-    EV_WRITABLE,
 )
 from .accept import Acceptor
 from .addr import Resolver, parse_addr
 from .conn import Connection, Handler
 from .dial import Dialer
-from .memtrim import TRIM_INTERVAL, TRIM_MIN, trim
-from .timers import TimerHandle, check_delay
+from .memtrim import TRIM_MIN
+from .schedule import Scheduler
+from .timers import TimerHandle
 from .tls import setup_server_tls
+from .writer import Writer
 
 __all__ = ["Connection", "Manager"]
 
 log = logging.getLogger("mgpy")
 
 
-#: bytes one connection's pump may move per poll round, so big downloads share the loop
-_PUMP_BUDGET = 4 * 1024 * 1024
 #: largest datagram: a UDP read into less room than this could truncate one
 _DGRAM_MAX = 65536
 #: poll(timeout_ms) at or above this waits until the next timer or I/O (``inf`` works)
 _FOREVER_MS = 1e12
-#: stale timer-heap entries tolerated before the heap is rebuilt without them
-_HEAP_SLACK = 256
-#: fired handles a connection keeps listed (its close releases them): a protocol's own
-#: deadline handle (WebSocket's, HTTP's) holds (c, state) and is held by that state, a
-#: reference cycle that would keep a closed connection until the cyclic GC; beyond this
-#: many handles, fired ones are unlisted so one-shot call_later handles do not pile up
-_KEEP_FIRED = 4
 
 
-class Manager(Dialer, Acceptor):
+class Manager(Dialer, Acceptor, Scheduler, Writer):
     """Owns connections and runs the event loop, one ``poll`` at a time.
 
     Example::
@@ -301,130 +289,6 @@ class Manager(Dialer, Acceptor):
             self._after(c)
 
     # -- timers -------------------------------------------------------------------
-    @property
-    def stopping(self) -> bool:
-        """True while ``close()`` runs: a CLOSE handler may still queue a goodbye.
-
-        During ``Manager.close()`` what a CLOSE handler queues with ``send`` is written
-        once, without blocking, before the socket closes (WebSocket 1001, MQTT DISCONNECT).
-        """
-        return self._stopping
-
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
-        """Run ``fn(*args)`` on the loop thread after ``delay`` seconds; return its handle.
-
-        Monotonic clock; ``handle.cancel()`` stops it.  Loop thread only (from other
-        threads use ``broadcast`` or ``wakeup``).  An exception it raises is logged.
-        """
-        delay = check_delay(delay)
-        h = TimerHandle(self, None, fn, args)
-        h.arm_at(self._now_mono() + delay)
-        return h
-
-    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` in this poll round, after the current I/O (loop thread only)."""
-        self._soon.append((self._run_soon, (fn, args)))
-
-    def _run_soon(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("deferred call %r raised", fn)
-
-    def _run_for(self, c: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        """Run deferred work of connection ``c`` (``c.call_soon``), then write/close."""
-        if c._closed:
-            return
-        self._cur = c
-        try:
-            fn(*args)
-        except Exception:
-            self._handler_raised(c, None)
-        self._after(c)
-
-    def _now_mono(self) -> float:
-        # inside poll() the round's cached clock; between polls the real one
-        return self.monotonic if self._polling else time.monotonic()
-
-    def _wall_to_mono(self, when: float) -> float:
-        return when - time.time() + time.monotonic()
-
-    def _stale(self, n: int) -> None:
-        """``n`` heap entries became stale: rebuild the heap once they are the majority."""
-        self._dead += n
-        if self._dead > _HEAP_SLACK and 2 * self._dead > len(self._heap):
-            self._compact_heap()
-
-    def _compact_heap(self) -> None:
-        """Rebuild the timer heap without stale entries (cancelled or moved deadlines).
-
-        Entries are not removed when a deadline is cancelled or moved earlier, so under
-        connection churn they would pile up; this keeps the heap proportional to live work.
-        """
-        keep = [e for e in self._heap if e[2]._q == e[0]]
-        heapq.heapify(keep)
-        self._heap[:] = keep  # in place: _run_timers may be iterating it
-        self._dead = 0
-
-    def _run_timers(self, mono: float) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= mono:
-            q, _, h = heapq.heappop(heap)
-            if h._q != q:
-                if self._dead:
-                    self._dead -= 1  # a stale entry left the heap
-                continue
-            h._q = 0.0
-            when = h.when
-            if when > q:  # pushed back since this entry was queued: queue the new time
-                if when > mono:
-                    h._q = when
-                    heapq.heappush(heap, (when, next(self._seq), h))
-                    continue
-            h.when = 0.0
-            fn = h._fn
-            if fn is None:
-                continue
-            c = h._conn
-            if c is None:
-                try:
-                    fn(*h._args)
-                except Exception:
-                    log.exception("timer call %r raised", fn)
-                continue
-            if h._listed:
-                hs = c._handles
-                if isinstance(hs, list) and len(hs) > _KEEP_FIRED:
-                    h._listed = False  # many handles: let one-shot ones go
-                    c._unlist(h)
-            if c._closed:
-                continue
-            self._cur = c
-            try:
-                fn(*h._args)
-            except Exception:
-                self._handler_raised(c, None)
-            self._after(c)
-
-    def _fire_timer(self, c: Connection) -> None:
-        """The user's ``set_timer`` deadline passed: deliver TIMER with it."""
-        when = c._timer
-        if not when:
-            return
-        c._timer = 0.0
-        self._call(c, EV_TIMER, when)
-
-    def _send_timed_out(self, c: Connection) -> None:
-        """``send_timeout`` watchdog: fail a peer that took none of our data for too long."""
-        if not c._mask & _W or c._flags & (_CONNECTING | _RESOLVING):
-            return
-        t = c.limits.send_timeout
-        if self.monotonic - c._wprog >= t:
-            c._error = f"send timed out: the peer took no data for {t:g}s"
-            c._flags |= _CLOSE_IMMEDIATELY
-        elif c._send_h is not None:
-            c._send_h.arm_at(c._wprog + t)
-
     # -- the loop -------------------------------------------------------------------
     def poll(self, timeout_ms: float = 1000) -> int:
         """Wait up to ``timeout_ms`` for I/O, deliver every due event; return I/O events handled.
@@ -689,114 +553,6 @@ class Manager(Dialer, Acceptor):
         self._after(c)
 
     # -- writing ----------------------------------------------------------------------------
-    def _flush(self, c: Connection) -> None:
-        buf = c.send_mbuf.buf
-        try:
-            n = c.sock.send(buf)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError as e:
-            self._fail(c, f"send: {e.strerror or e}")
-            return
-        if n:
-            self.bytes_out += n
-            c._wprog = self.monotonic
-            if n == len(buf):
-                try:
-                    buf.clear()
-                except BufferError:
-                    c.send_mbuf.remove(n)
-                    buf = c.send_mbuf.buf
-            else:
-                c.send_mbuf.remove(n)
-                buf = c.send_mbuf.buf
-            try:
-                c._h(c, EV_SEND, n)
-            except Exception:
-                self._handler_raised(c, EV_SEND)
-        if buf:
-            if not c._mask & _W:
-                self._set_mask(c, c._mask | _W)
-        else:
-            if c._mask & _W:
-                self._set_mask(c, c._mask & ~_W)
-        if c._above_high and len(buf) <= c.limits.send_low_water:
-            c._above_high = False
-            self._call(c, EV_WRITABLE, len(buf))
-
-    def _run_pump(self, c: Connection) -> None:
-        """Let the connection's body producer write (e.g. sendfile slices), within a budget.
-
-        ``c.pump(c, budget)`` writes to the socket itself (``c.sendfile``) or queues into
-        ``send_mbuf``; it returns the bytes it moved, 0 when the socket would block, or -1
-        when the body is complete.
-        """
-        budget = _PUMP_BUDGET
-        while True:
-            pump = c._pump
-            if pump is None or c._closed or c._flags & _CLOSE_IMMEDIATELY:
-                return
-            if c.send_mbuf.buf:
-                if c._tls is not None:
-                    c._tls.flush()
-                else:
-                    self._flush(c)
-                if c.send_mbuf.buf or c._closed:
-                    return
-            if budget <= 0:
-                # more next round, other connections first: held until then, or the pump's
-                # own sends (which mark c dirty) would run it again within this same poll
-                # and one fast reader (or a compressing pump) could hold the loop
-                c._x_get()["held"] = True
-                self._soon.append((self._resume_pump, (c,)))
-                return
-            try:
-                n = pump(c, budget)
-            except Exception:
-                log.exception("body producer failed on %r", c)
-                c._pump = None
-                self._fail(c, "body producer failed")
-                return
-            if c._sent:
-                sent, c._sent = c._sent, 0
-                self._call(c, EV_SEND, sent)
-            if n < 0:
-                c._pump = None
-                return
-            if n == 0:
-                if not c.send_mbuf.buf and not c._mask & _W:
-                    self._set_mask(c, c._mask | _W)
-                return
-            budget -= n
-
-    def _resume_pump(self, c: Connection) -> None:
-        x = c._x
-        if x is not None:
-            x.pop("held", None)
-        self._after(c)
-
-    def _sendfile(self, c: Connection, fd: int, offset: int, count: int) -> int:
-        """``c.sendfile``: zero-copy file bytes to the socket; count them and fire SEND."""
-        n = os.sendfile(c.sock.fileno(), fd, offset, count)
-        if n:
-            c._wprog = self.monotonic
-            c.total_queued += n
-            self.bytes_out += n
-            c._sent += n  # SEND follows once the pump returns (_run_pump)
-        return n
-
-    def _shutdown_write(self, c: Connection) -> None:
-        """``c.shutdown_write()`` once the queue is empty: FIN (after close_notify on TLS)."""
-        if c._mask & _W or c.sock is None or c._flags & (_CONNECTING | _RESOLVING):
-            return  # still writing (or not connected yet): called again from _after
-        if c._tls is not None and not c._tls.shutdown_ok():
-            return  # close_notify not fully written yet
-        c._shut = _SHUT_DONE
-        try:
-            c.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # the peer is gone already: the next read reports it
-
     def _set_mask(self, c: Connection, mask: int) -> None:
         old = c._mask
         if mask == old or c.sock is None:
@@ -823,27 +579,6 @@ class Manager(Dialer, Acceptor):
             self._fail(c, f"selector: {e}")
 
     # -- closing ----------------------------------------------------------------------------
-    def _trim_soon(self) -> None:
-        """Big buffers were freed: give the memory back to the OS soon (memtrim)."""
-        if self._trim_h is None and not self._closed:
-            delay = max(0.0, self._trim_next - self._now_mono())
-            self._trim_h = self.call_later(delay, self._trim)
-
-    def _trim(self) -> None:
-        self._trim_h = None
-        self._trim_next = self._now_mono() + TRIM_INTERVAL
-        trim()
-
-    def _last_word(self, c: Connection) -> None:
-        """During ``close()``: write what a CLOSE handler queued, once, without blocking."""
-        try:
-            if c._tls is not None:
-                c._tls.last_word()
-            else:
-                c.sock.send(c.send_mbuf.buf)
-        except OSError:
-            pass
-
     def _fail(self, c: Connection, why: str) -> None:
         """Close ``c`` at once because of an error (ERROR then CLOSE are delivered)."""
         if c._error is None:
