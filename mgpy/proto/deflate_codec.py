@@ -41,6 +41,8 @@ _SYNC: Final = zlib.Z_SYNC_FLUSH
 _BAD_DATA: Final = 1007
 #: slack on the compressed size of a message, for block headers
 _WIRE_SLACK: Final = 1024
+#: payloads shorter than this get the tail appended before one inflate call
+_JOIN_TAIL: Final = 16384
 
 
 def wire_cap(max_message: int) -> int:
@@ -93,7 +95,17 @@ def _inflate(d: zlib._Decompress, data: bytes, budget: int) -> bytes:
 class PerMessageDeflate:
     """Compress outgoing and inflate incoming messages of one connection (RFC 7692 7.2)."""
 
-    __slots__ = ("_cbits", "_comp", "_dbits", "_decomp", "_keep_c", "_keep_d", "params")
+    __slots__ = (
+        "_cargs",
+        "_cbits",
+        "_comp",
+        "_dbits",
+        "_decomp",
+        "_keep_c",
+        "_keep_d",
+        "_threshold",
+        "params",
+    )
 
     def __init__(self, params: DeflateParams, side: str) -> None:
         self.params = params
@@ -110,6 +122,14 @@ class PerMessageDeflate:
             self._dbits = params.server_max_window_bits
         self._comp: zlib._Compress | None = None
         self._decomp: zlib._Decompress | None = None
+        #: zlib.compressobj's arguments, and the threshold, looked up once
+        self._cargs = (
+            params.level,
+            zlib.DEFLATED,
+            -max(self._cbits, _ZLIB_MIN_BITS),
+            params.mem_level,
+        )
+        self._threshold = params.threshold
 
     @property
     def holds_state(self) -> bool:
@@ -118,13 +138,16 @@ class PerMessageDeflate:
 
     def compress(self, data: bytes) -> bytes | None:
         """Return a whole message's compressed payload, or None to send it uncompressed."""
-        if not self._keep_c:
-            return _once(self._cbits, self.params, data)
-        if len(data) < self.params.threshold:
-            return None  # never seen by the compressor, so not part of either window
+        if len(data) < self._threshold:
+            return None  # (with context takeover: never seen by the compressor either)
+        if not self._keep_c:  # as _once, inlined: this runs for every message sent
+            once = zlib.compressobj(*self._cargs)
+            out = once.compress(data) + once.flush(_SYNC)
+            # RFC 7692 7.2.1: drop the sync flush's tail; send as is if it did not shrink
+            return out[:-4] if len(out) - 4 < len(data) else None
         c = self._comp
         if c is None:
-            c = self._comp = _compressor(self._cbits, self.params)
+            c = self._comp = zlib.compressobj(*self._cargs)
         out = c.compress(data) + c.flush(_SYNC)
         return out[:-4] if out.endswith(TAIL) else out
 
@@ -132,7 +155,7 @@ class PerMessageDeflate:
         """Return one fragment of a compressed message; ``fin`` for the last one."""
         c = self._comp
         if c is None:
-            c = self._comp = _compressor(self._cbits, self.params)
+            c = self._comp = zlib.compressobj(*self._cargs)
         out = c.compress(data) + c.flush(_SYNC)
         if not fin:
             return out
@@ -162,10 +185,15 @@ class PerMessageDeflate:
         d = self._decomp
         if d is None:
             d = zlib.decompressobj(-self._dbits)
-        out = _inflate(d, payload, budget)
-        end = _inflate(d, TAIL, budget - len(out))  # no copy of the payload to append it
+        if len(payload) < _JOIN_TAIL:  # one call: copying a small payload costs less
+            out = _inflate(d, payload + TAIL, budget)
+        else:
+            out = _inflate(d, payload, budget)
+            end = _inflate(d, TAIL, budget - len(out))  # no copy of a big payload
+            if end:
+                out += end
         self._decomp = d if self._keep_d and not d.eof else None
-        return out + end if end else out
+        return out
 
     def release(self) -> None:
         """Drop every zlib object (the connection is closed or failed)."""

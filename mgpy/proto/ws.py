@@ -306,10 +306,49 @@ class WsProtocol:
                         if b0 == 0x81 and not data.isascii():
                             self._check_utf8(data)
                         return WsMessage(data, b0), e
+            elif (b0 == 0xC1 or b0 == 0xC2) and ln < 127 and self._pmd is not None:
+                # The same for a whole compressed message (RFC 7692 6: RSV1, text or
+                # binary, FIN) with a 7- or 16-bit length: inflated in one call.
+                got = self._whole_compressed(buf, n, b0, ln)
+                if got is not None:
+                    return got
         try:
             return self._next_event(buf, n)
         finally:
             self._busy = self.state == CLOSED or self._fr_left > 0 or self._msg_op != 0
+
+    def _whole_compressed(
+        self, buf: bytes | bytearray, n: int, b0: int, ln: int
+    ) -> tuple[WsMessage, int] | None:
+        """next_event's hot path for a whole compressed frame; None: take the general path.
+
+        Idle and OPEN (not ``_busy``), the mask bit right (``ln`` < 128): what is left to
+        check is the 16-bit length's minimal form and the wire cap (as ``_next_event``).
+        """
+        s = 2
+        if ln == 126:
+            if n < 4:
+                return None
+            ln = (buf[2] << 8) | buf[3]
+            if ln < 126:
+                return None  # RFC 6455 5.2: not minimal; the general path fails it
+            s = 4
+        if ln > wire_cap(self.max_message):
+            return None
+        if self._mask_bit:
+            e = s + 4 + ln
+            if e > n:
+                return None
+            data = self._inflate(_payload(buf, s + 4, e, buf[s : s + 4]), None)
+        else:
+            e = s + ln
+            if e > n:
+                return None
+            data = self._inflate(_payload(buf, s, e, None), None)
+        # RFC 6455 8.1: the inflated text MUST be valid UTF-8.
+        if b0 == 0xC1 and not data.isascii():
+            self._check_utf8(data)
+        return WsMessage(data, b0 & ~0x40), e
 
     def _next_event(self, buf: bytes | bytearray, n: int) -> tuple[WsMessage | object, int]:
         """The general parser: every frame shape, partial payloads, fragments."""

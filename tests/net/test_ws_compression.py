@@ -415,6 +415,28 @@ class TestServerFrames:
         b0, payload = recv_message(cli)
         assert b0 == 0xC1 and inflate(payload, 12) == JSON
 
+    @pytest.mark.parametrize("form", [16, 64])
+    def test_compressed_frame_with_a_non_minimal_length_fails_1002(
+        self, mgr: mgpy.Manager, form: int
+    ) -> None:
+        """RFC 6455 5.2 holds for compressed frames too (a 100-byte payload in 16/64 bits)."""
+        _rec, port = server(mgr)
+        cli = connect(mgr, port)
+        z = deflate(os.urandom(40) * 3)
+        assert len(z) < 126
+        cli.send(frame(0xC2, z, form=form))
+        assert_closes_with(cli, 1002)
+
+    def test_compressed_frames_with_every_length_form(self, mgr: mgpy.Manager) -> None:
+        _rec, port = server(mgr, limits=Limits(ws_max_message=4 << 20))
+        cli = connect(mgr, port)
+        rnd = random.Random(5)
+        for size in (10, 200, 3000, 70_000):  # 7-, 16-, 16- and 64-bit compressed lengths
+            msg = bytes(rnd.choice(b"abcdefgh") for _ in range(size))
+            cli.send_frame(0xC2, deflate(msg))
+            b0, p = recv_message(cli)
+            assert (inflate(p, 12) if b0 & 0x40 else p) == msg
+
     def test_rsv1_on_a_continuation_fails_1002(self, mgr: mgpy.Manager, mode: str) -> None:
         rec, port = server(mgr)
         cli = connect(mgr, port)
