@@ -179,10 +179,17 @@ class DeflateParams:
         return self._hash
 
 
+#: one DeflateParams object per distinct value (bounded), so that connections which agreed
+#: the same parameters share it: a broadcast then groups them by identity, without the
+#: dataclass __eq__ for each connection
+_interned: dict[DeflateParams, DeflateParams] = {}
+_INTERN_MAX: Final = 256
+
+
 def _params(
     snct: bool, cnct: bool, smwb: int | None, cmwb: int | None, opts: DeflateOptions
 ) -> DeflateParams:
-    return DeflateParams(
+    p = DeflateParams(
         snct,
         cnct,
         smwb if smwb is not None else MAX_WINDOW_BITS,
@@ -191,6 +198,12 @@ def _params(
         opts.mem_level,
         opts.threshold,
     )
+    q = _interned.get(p)
+    if q is not None:
+        return q
+    if len(_interned) < _INTERN_MAX:
+        _interned[p] = p
+    return p
 
 
 # -- Sec-WebSocket-Extensions (RFC 6455 9.1) ---------------------------------------

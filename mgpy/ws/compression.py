@@ -95,6 +95,8 @@ def ws_broadcast(conns: Iterable[Connection], op: int, data: bytes | str) -> int
     n = 0
     wire = 0
     mgr = None
+    last_key: Any = frames  # (no connection's key): the key of the frame used last
+    frame = b""
     for c in conns:
         st: Any = c.proto_data
         if st.__class__ is not WsState or c.closed:
@@ -112,9 +114,10 @@ def ws_broadcast(conns: Iterable[Connection], op: int, data: bytes | str) -> int
                 n += 1
             continue
         key = ws.deflate
-        frame = frames.get(key)
-        if frame is None:
-            frame = frames[key] = broadcast_frame(op, data, key)
+        if key is not last_key:  # (equal parameters are one object: deflate._params)
+            last_key = key
+            got = frames.get(key)
+            frame = frames[key] = broadcast_frame(op, data, key) if got is None else got
         if not c.send_mbuf.buf or queue_admits(c, st, op, len(frame)):
             c.send(frame)
             wire += len(frame)

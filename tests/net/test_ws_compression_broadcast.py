@@ -252,3 +252,12 @@ def test_broadcast_count_leaves_out_a_dropped_context_takeover_client(mgr: mgpy.
             pass
     assert all(n == (1 if was_dropped else 2) for n, was_dropped in counts)
     assert not slow_c.is_closing
+
+
+def test_connections_with_equal_parameters_share_one_object(mgr: mgpy.Manager) -> None:
+    """What lets a broadcast group 10 000 connections by identity, not by comparison."""
+    mix = Mix(mgr)
+    agreed = [mgpy.ws_compression(c) for c in mix.conns]
+    assert agreed[0] is agreed[1] is agreed[2]  # the three default offers
+    assert agreed[5] is not agreed[0] and agreed[5] != agreed[0]  # a narrower client window
+    assert agreed[3] is None and agreed[4] is None
