@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +127,9 @@ class TimerHandle:
         """
         if delay.__class__ is not float or not 0.0 <= delay < math.inf:
             delay = check_delay(delay)
-        when = self._mgr.monotonic + delay
+        mgr = self._mgr
+        # inside poll() the round's cached clock; between polls the real one
+        when = (mgr.monotonic if mgr._polling else time.monotonic()) + delay
         q = self._q
         if q and q <= when:  # (a cancelled handle has no queued entry)
             self.when = when  # the queued entry pops first and re-queues itself: no heap work
