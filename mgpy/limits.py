@@ -74,7 +74,7 @@ class Limits:
     ws_max_message: int = 1 * MiB
     #: data frames per message, empty ones included; more -> close 1009 (Node's ws caps them
     #: too: maxFragments).  4096 lets a 1 MiB message arrive in 256-byte fragments; Autobahn
-    #: 9.3.1/9.4.1 (4 MiB in 64-byte fragments) need 65536, raise it with ws_max_message
+    #: 9.3.1/9.4.1 (4 MiB in 64-byte fragments) need 65537, raise it with ws_max_message
     ws_max_fragments: int = 4096
     #: send a ping after this much silence; 0 = off (websockets ping_interval 20 s)
     ws_ping_interval: float = 20.0

@@ -298,7 +298,6 @@ class TestClientAccept:
             f"{PMD}; server_no_context_takeover; foo",  # unknown parameter
             f"{PMD}; server_no_context_takeover; server_no_context_takeover",  # duplicated
             f"{PMD}; server_no_context_takeover; client_max_window_bits",  # needs a value
-            f"{PMD}; server_no_context_takeover; client_max_window_bits=13",  # above ours
             f"{PMD}; server_no_context_takeover; server_max_window_bits=16",
             f"{PMD}; server_no_context_takeover; server_max_window_bits",
             f"{PMD}; server_no_context_takeover=yes",
@@ -310,6 +309,11 @@ class TestClientAccept:
         """RFC 7692 5.1 / 7.1: the client MUST _Fail the WebSocket Connection_."""
         with pytest.raises(RemoteProtocolError):
             accept([response], DEFAULT)
+
+    def test_client_keeps_its_window_when_the_server_names_a_larger_one(self) -> None:
+        # RFC 7692 7.1.2.2: the server may ignore the value we offered; we keep ours
+        got = accept([f"{PMD}; server_no_context_takeover; client_max_window_bits=13"], DEFAULT)
+        assert got is not None and got.client_max_window_bits == 12
 
     def test_client_without_a_window_limit_accepts_any_client_window(self) -> None:
         got = accept([f"{PMD}; client_max_window_bits=15"], PLAIN)
