@@ -309,7 +309,13 @@ def static_servers(www: Path, tmp: Path) -> ServerList:
     (prefix / "nginx.conf").write_text(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     return [
-        ("mgpy", [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}"], p_mgpy),
+        # access logs off for all three (nginx: access_log off; aiohttp: access_log=None)
+        (
+            "mgpy",
+            [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}"]
+            + ["--no-access-log"],
+            p_mgpy,
+        ),
         (
             "nginx",
             [

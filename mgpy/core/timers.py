@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TimerHandle", "check_delay"]
 
+_INF = math.inf
+
 
 def check_delay(value: object, what: str = "delay") -> float:
     """Return ``value`` as a float if it is a finite number >= 0, else raise.
@@ -125,7 +127,7 @@ class TimerHandle:
         Raises ``ValueError``/``TypeError`` for a delay that is not a finite number >= 0,
         and ``mgpy.Error`` for a cancelled handle (its connection's close cancels it).
         """
-        if delay.__class__ is not float or not 0.0 <= delay < math.inf:
+        if delay.__class__ is not float or not 0.0 <= delay < _INF:
             delay = check_delay(delay)
         mgr = self._mgr
         # inside poll() the round's cached clock; between polls the real one

@@ -45,7 +45,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LocalProtocolError, ProtocolError
+from ..errors import Error, LocalProtocolError, ProtocolError
 from ..events import F, HttpMessage
 from ..proto.http1 import HttpReader, reason_phrase
 from .access import access_log_enabled, log_exchange
@@ -199,7 +199,6 @@ class HttpState:
         self.keep_alive = False
         return True
 
-
     def reclaimable(self, c: Connection) -> bool:
         """Idle between requests, nothing buffered: may be closed to make room.
 
@@ -320,6 +319,28 @@ def read_body(c: Connection, st: HttpState) -> None:
         interim(c, st, 100, "")
 
 
+def start_request(c: Connection, st: HttpState, hm: HttpMessage) -> Handler:
+    """A bodiless request for the connection's own handler: ``begin_request`` then
+    ``await_response`` in one call (the hot path); returns the handler."""
+    counters = c.mgr.counters
+    counters[_REQUESTS] = counters.get(_REQUESTS, 0) + 1
+    h = st.h = c.handler
+    st.hdr_armed = st.answered = False
+    st.method = hm.method
+    st.keep_alive = hm.keep_alive
+    st.http10 = hm.proto == "HTTP/1.0"
+    if st.log:
+        st.t0 = c.mgr.monotonic
+        st.uri = hm.uri
+        st.status = 0
+    st.phase = WAIT
+    st.resp_end = -1
+    st.resp_started = st.resp_chunked = st.resp_close = st.resp_nobody = False
+    st.hm = None
+    st.nq0 = c.total_queued
+    return h
+
+
 def await_response(c: Connection, st: HttpState, h: Handler) -> None:
     """The request goes to handler ``h`` now; its response is what comes next."""
     st.h = h
@@ -386,7 +407,14 @@ def response_done(c: Connection, st: HttpState) -> None:
     st.hdr_armed = False
     t = c.limits.keepalive_timeout
     if t:
-        arm_timer(c, st, t)
+        tm = st.timer  # arm_timer inlined: this runs once per request
+        if tm is None:
+            st.timer = c.call_later(t, _expired, c, st)
+        else:
+            try:
+                tm.reschedule(t)
+            except Error:  # cancelled: a fresh handle
+                st.timer = c.call_later(t, _expired, c, st)
     elif st.timer is not None:
         st.timer.cancel()
         st.timer = None
@@ -618,10 +646,13 @@ def linger_recv(c: Connection, st: HttpState) -> None:
 def arm_timer(c: Connection, st: HttpState, delay: float) -> None:
     """(Re)arm the connection's protocol deadline ``delay`` seconds from now."""
     t = st.timer
-    if t is None or t.cancelled:
-        st.timer = c.call_later(delay, _expired, c, st)
-    else:
-        t.reschedule(delay)
+    if t is not None:
+        try:
+            t.reschedule(delay)
+            return
+        except Error:  # cancelled (the connection closed, or a cancel elsewhere)
+            pass
+    st.timer = c.call_later(delay, _expired, c, st)
 
 
 def arm_idle(c: Connection, st: HttpState, first: bool = False) -> None:

@@ -19,7 +19,14 @@ from typing import Any
 from ..events import Headers
 from ..proto.http1 import check_header, status_line
 
-__all__ = ["http_date", "normalize_headers", "response_head", "status_text", "user_headers"]
+__all__ = [
+    "http_date",
+    "keepalive_head",
+    "normalize_headers",
+    "response_head",
+    "status_text",
+    "user_headers",
+]
 
 _MANAGED = frozenset(("content-length", "transfer-encoding", "connection", "date"))
 
@@ -57,6 +64,27 @@ def response_head(code: int, fields: str) -> str:
     s = _status_cache.get(code) or status_text(code)
     date = _date_cache[1] if int(_time()) == _date_cache[0] else http_date()
     return f"{s}Date: {date}\r\n{fields}\r\n"
+
+
+def keepalive_head(code: int, length: int, headers: Headers) -> tuple[str, str, bool]:
+    """The head of a keep-alive HTTP/1.1 response with ``Content-Length: length``.
+
+    Returns ``(head, application header text, asked_to_close)``: the common answer in one
+    call (``respond.http_reply``'s fast path); the caller uses the other two when its
+    state calls for another head.
+    """
+    if headers:
+        try:  # user_headers' cache, looked up here without another call
+            key: Any = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
+            hit = _uh_cache.get(key)
+        except TypeError:
+            hit = None
+        extra, close = hit if hit is not None else user_headers(headers)
+    else:
+        extra, close = "", False
+    s = _status_cache.get(code) or status_text(code)
+    date = _date_cache[1] if int(_time()) == _date_cache[0] else http_date()
+    return f"{s}Date: {date}\r\nContent-Length: {length}\r\n{extra}\r\n", extra, close
 
 
 def normalize_headers(headers: Headers) -> list[tuple[str, str]]:

@@ -33,7 +33,7 @@ from .exchange import (
     reply,
     response_done,
 )
-from .heads import normalize_headers, response_head, user_headers
+from .heads import keepalive_head, normalize_headers, user_headers
 
 if TYPE_CHECKING:
     from ..core import Connection
@@ -59,7 +59,7 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
     if isinstance(body, str):
         body = body.encode()
     st = c.proto_data
-    extra, close = user_headers(headers) if headers else ("", False)
+    head, extra, close = keepalive_head(code, len(body), headers)
     if (
         st.__class__ is HttpState
         and st.phase == WAIT
@@ -75,7 +75,6 @@ def http_reply(c: Connection, code: int, body: bytes | str = b"", headers: Heade
         and st.method != "HEAD"
     ):
         # the common case: a keep-alive HTTP/1.1 answer with a body
-        head = response_head(code, f"Content-Length: {len(body)}\r\n{extra}")
         c.send(head.encode("latin-1") + body)
         st.status = code
         st.resp_started = True

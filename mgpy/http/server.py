@@ -65,6 +65,7 @@ from .exchange import (
     linger_recv,
     protocol_error,
     read_body,
+    start_request,
     take_handler,
 )
 
@@ -210,7 +211,7 @@ def _server_recv(c: Connection, st: HttpState) -> None:
         while (mb.buf or reader.in_body) and st.phase <= BODY and not c.is_closing:
             if st.mp is not None and st.mp.pending:
                 break  # the handler has not consumed the last part data: stay paused
-            if c.above_high_water and st.phase == IDLE:
+            if c.send_mbuf.buf and st.phase == IDLE and c.above_high_water:
                 # Backpressure: a client that pipelines requests without reading the
                 # answers gets no more of them answered until the send queue drains
                 # below low water (Ev.WRITABLE resumes), so queued responses stay near
@@ -243,9 +244,7 @@ def _server_recv(c: Connection, st: HttpState) -> None:
                     _on_head(c, st, hm)
                     continue
                 # the hot path: a request without a body, no routing
-                begin_request(c, st, hm)
-                h = c.handler
-                await_response(c, st, h)
+                h = start_request(c, st, hm)
                 try:
                     h(c, _EV_HTTP_REQUEST, hm)
                 except Exception:
