@@ -312,8 +312,7 @@ def static_servers(www: Path, tmp: Path) -> ServerList:
         # access logs off for all three (nginx: access_log off; aiohttp: access_log=None)
         (
             "mgpy",
-            [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}"]
-            + ["--no-access-log"],
+            [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}", "--no-access-log"],
             p_mgpy,
         ),
         (
