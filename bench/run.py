@@ -287,6 +287,10 @@ def https_jobs(st: Settings) -> list[Job]:
     return [Job("hello", "req/s", warm, run)]
 
 
+#: the CLI's access log is on by default; the other static servers run without one
+NO_LOG = "--no-access-log"
+
+
 def static_servers(www: Path, tmp: Path) -> ServerList:
     """Name, argv and port of every static file server (renders nginx's config)."""
     p_mgpy, p_nginx, p_aio = h.free_port(), h.free_port(), h.free_port()
@@ -312,7 +316,7 @@ def static_servers(www: Path, tmp: Path) -> ServerList:
         # access logs off for all three (nginx: access_log off; aiohttp: access_log=None)
         (
             "mgpy",
-            [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}", "--no-access-log"],
+            [PY, "-m", "mgpy", "--root", str(www), "--listen", f"{h.HOST}:{p_mgpy}", NO_LOG],
             p_mgpy,
         ),
         (
