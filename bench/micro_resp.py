@@ -99,7 +99,8 @@ def main() -> None:
         ("RESP3 HGETALL map, 100 pairs", _hgetall_resp3(), False),
         ("one 4 MiB bulk string", _big_bulk(), False),
     ]
-    state = "in use" if resp_hiredis.HIREDIS_AVAILABLE else "not installed, or MGPY_NO_EXTENSIONS set"
+    off = "not installed, or MGPY_NO_EXTENSIONS set"
+    state = "in use" if resp_hiredis.HIREDIS_AVAILABLE else off
     print(f"hiredis: {state}")
     print(f"{'workload':34} {'pure us':>9} {'hiredis us':>11} {'bare us':>9} {'speed-up':>9}")
     for name, data, pubsub in workloads:
