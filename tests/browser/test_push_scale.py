@@ -44,7 +44,7 @@ MAX_PAGES = 12  # P(all on one worker) = 2**-11 with the kernel's hashing of sou
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     if REDIS is None:
-        pytest.skip("redis-server is not installed")
+        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
     srv = RedisServer(tmp_path)
     srv.start()
     try:

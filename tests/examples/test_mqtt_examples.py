@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import websockets.sync.client as websockets_sync
 
 import mgpy
 from mgpy.mqtt import MqttBroker
 from tests.examples._proc import example
 
 IO_TIMEOUT = 15.0
-websockets_sync = pytest.importorskip("websockets.sync.client")
 
 
 class Served:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 
 import mgpy
@@ -22,7 +23,6 @@ from mgpy.mqtt import MqttBroker
 IO_TIMEOUT = 10.0
 PUB = shutil.which("mosquitto_pub")
 SUB = shutil.which("mosquitto_sub")
-paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt 2.x is a test extra")
 
 
 class Served:
@@ -67,7 +67,6 @@ def wait(cond: Any, timeout: float = IO_TIMEOUT) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.skipif(PUB is None or SUB is None, reason="mosquitto-clients not installed")
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
 @pytest.mark.parametrize("qos", ["0", "1", "2"])
 def test_mosquitto_sub_receives_what_mosquitto_pub_sends(
@@ -92,7 +91,6 @@ def test_mosquitto_sub_receives_what_mosquitto_pub_sends(
     assert out.splitlines() == ["dev/kitchen/temp 21.5", "dev/hall/temp 19"]
 
 
-@pytest.mark.skipif(PUB is None or SUB is None, reason="mosquitto-clients not installed")
 def test_mosquitto_sub_gets_the_retained_message(served: Served) -> None:
     args = ["-h", "127.0.0.1", "-p", str(served.port)]
     subprocess.run(

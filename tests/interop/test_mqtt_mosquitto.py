@@ -26,7 +26,13 @@ from mgpy.mqtt import (
 )
 from tests.net.test_mqtt_helpers import MOSQUITTO, Mosquitto, Recorder, wait_for
 
-pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
+
+@pytest.fixture(autouse=True)
+def _needs_mosquitto() -> None:
+    if MOSQUITTO is None:
+        pytest.fail("mosquitto is not installed: `make test` installs it (tools/sysdeps.sh)")
+
+
 VERSIONS = [4, 5]
 
 

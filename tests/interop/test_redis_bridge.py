@@ -129,7 +129,7 @@ class RedisServer:
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     if REDIS is None:
-        pytest.skip("redis-server is not installed")
+        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
     srv = RedisServer(tmp_path)
     srv.start()
     try:
@@ -317,7 +317,7 @@ class TestAuth:
         self, tmp_path: Path, mgrs: list[mgpy.Manager], caplog: pytest.LogCaptureFixture
     ) -> None:
         if REDIS is None:
-            pytest.skip("redis-server is not installed")
+            pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
         srv = RedisServer(tmp_path, ["--requirepass", "s3cr:t"])
         srv.start()
         try:
@@ -338,7 +338,7 @@ class TestTls:
         self, tmp_path: Path, mgrs: list[mgpy.Manager], caplog: pytest.LogCaptureFixture
     ) -> None:
         if REDIS is None:
-            pytest.skip("redis-server is not installed")
+            pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
         certs = make_certs(tmp_path)
         srv = RedisServer(tmp_path, certs=certs)
         srv.start()

@@ -128,7 +128,7 @@ def say(port: int, text: str) -> None:
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     if REDIS is None:
-        pytest.skip("redis-server is not installed")
+        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
     srv = RedisServer(tmp_path)
     srv.start()
     try:

@@ -32,7 +32,13 @@ from mgpy.proto.resp import (
 from mgpy.proto.resp_hiredis import HIREDIS_AVAILABLE, HiredisReader
 
 REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis() -> None:
+    if REDIS is None:
+        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
+
 
 START_TIMEOUT = 10.0
 IO_TIMEOUT = 10.0

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import mgpy
 from mgpy.mqtt import MqttEv
 from mgpy.proto.mqtt import NEED_DATA, Connack, Connect, MqttReader, Packet
@@ -184,8 +182,10 @@ def test_raw_client_reads_a_broker_connack(mgr: mgpy.Manager) -> None:
     assert ack.reason_code == 0 and not ack.session_present
 
 
-@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
 def test_mosquitto_helper_starts_and_stops(tmp_path: Path) -> None:
+    assert MOSQUITTO is not None, (
+        "mosquitto is not installed: `make test` installs it (tools/sysdeps.sh)"
+    )
     m = Mosquitto(tmp_path)
     try:
         with socket.create_connection(("127.0.0.1", m.port), timeout=IO_TIMEOUT):

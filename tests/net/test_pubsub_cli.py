@@ -99,8 +99,8 @@ def test_events_refuses_other_methods(cli: tuple[Server, int]) -> None:
     es.close()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_no_buffer_gets_stats_and_chat(tmp_path: Path) -> None:
+    assert shutil.which("curl"), "curl is not installed: `make test` installs it (tools/sysdeps.sh)"
     """``mgpy`` as a subprocess, ``curl -N /events`` as the client."""
     from tests.interop.test_redis_bridge_cli import Cli, say
 

@@ -369,8 +369,13 @@ class TestTopicsOnStreams:
         cli.close()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 class TestCurl:
+    @pytest.fixture(autouse=True)
+    def _needs_curl(self) -> None:
+        assert shutil.which("curl"), (
+            "curl is not installed: `make test` installs it (tools/sysdeps.sh)"
+        )
+
     def test_curl_no_buffer_receives_events_as_they_are_published(self, mgr: mgpy.Manager) -> None:
         hub = Hub(mgr)
         _srv, port = serve(mgr, ["feed"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mgpy._accel import extensions_disabled
 from mgpy.errors import LocalProtocolError
 from mgpy.proto.resp import (
     pack_command,
@@ -74,7 +75,9 @@ class TestPackPipeline:
 
     def test_pipeline_matches_hiredis(self) -> None:
         if not HIREDIS_AVAILABLE:
-            pytest.skip("hiredis is not installed")
+            if extensions_disabled():
+                pytest.skip("MGPY_NO_EXTENSIONS forces pure Python")
+            pytest.fail("hiredis is not installed: it is in the test extra")
         import hiredis  # type: ignore[import-not-found, unused-ignore]
 
         commands: list[tuple[str | bytes | int | float, ...]] = [

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
+from mgpy._accel import extensions_disabled
 from mgpy.errors import LimitExceeded, RemoteProtocolError
 from mgpy.proto.resp import (
     NEED_DATA,
@@ -353,7 +354,9 @@ class TestLimits:
 
     def test_hiredis_reader_bounds_the_bytes_it_buffers(self) -> None:
         if not HIREDIS_AVAILABLE:
-            pytest.skip("hiredis is not installed")
+            if extensions_disabled():
+                pytest.skip("MGPY_NO_EXTENSIONS forces pure Python")
+            pytest.fail("hiredis is not installed: it is in the test extra")
         r = HiredisReader(RespLimits(max_bulk=1000, max_line=100))
         r.feed(b"$5000\r\n")
         assert r.next_event() is NEED_DATA
