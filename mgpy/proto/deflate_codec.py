@@ -12,7 +12,11 @@ only the last one loses the tail.  A whole message under the threshold goes out
 uncompressed, and so does one that did not shrink when no context is kept (nothing of
 it is in a window the peer must mirror).  ``compress_shared`` computes exactly what
 every server connection with the same parameters and no server context takeover would
-send, which is what lets a broadcast compress once.
+send, which is what lets a broadcast compress once.  Without context, every message is
+compressed by a ``Compressors`` pool (one per Manager): one zlib compressor per setting
+serves every message of every connection, each message ended with a full flush (the same
+00 00 ff ff as a sync flush, and the history reset), which is byte for byte what a fresh
+compressor produces, without allocating and initialising one per message.
 
 Inflating (7.2.2): each piece of payload as it arrives, then 00 00 ff ff at the end of
 the message.  The output is bounded with zlib's ``max_length``: a frame that would
@@ -30,13 +34,14 @@ from typing import Final
 from ..errors import LimitExceeded, RemoteProtocolError
 from .deflate import DeflateParams
 
-__all__ = ["TAIL", "PerMessageDeflate", "compress_shared", "wire_cap"]
+__all__ = ["TAIL", "Compressors", "PerMessageDeflate", "compress_shared", "wire_cap"]
 
 #: RFC 7692 7.2.1 / 7.2.2: the end of the empty stored block a sync flush produces
 TAIL: Final = b"\x00\x00\xff\xff"
 #: zlib refuses raw DEFLATE with an 8-bit window; 9 is safe (see DeflateOptions)
 _ZLIB_MIN_BITS: Final = 9
 _SYNC: Final = zlib.Z_SYNC_FLUSH
+_FULL: Final = zlib.Z_FULL_FLUSH
 #: RFC 6455 7.4.1: 1007, data in a message not consistent with its type
 _BAD_DATA: Final = 1007
 #: slack on the compressed size of a message, for block headers
@@ -55,30 +60,68 @@ def wire_cap(max_message: int) -> int:
     return max_message + (max_message >> 3) + _WIRE_SLACK
 
 
-def _compressor(bits: int, params: DeflateParams) -> zlib._Compress:
-    return zlib.compressobj(
-        params.level, zlib.DEFLATED, -max(bits, _ZLIB_MIN_BITS), params.mem_level
-    )
+_Args = tuple[int, int, int, int]  # zlib.compressobj's level, method, wbits, memLevel
 
 
-def _once(bits: int, params: DeflateParams, data: bytes) -> bytes | None:
-    """Compress ``data`` with a throwaway compressor; None if that does not pay."""
-    if len(data) < params.threshold:
-        return None
-    c = _compressor(bits, params)
-    out = c.compress(data) + c.flush(_SYNC)
-    out = out[:-4]  # RFC 7692 7.2.1: a sync flush always ends with the empty stored block
-    return out if len(out) < len(data) else None
+def _args(bits: int, params: DeflateParams) -> _Args:
+    return (params.level, zlib.DEFLATED, -max(bits, _ZLIB_MIN_BITS), params.mem_level)
 
 
-def compress_shared(params: DeflateParams, data: bytes) -> bytes | None:
+class Compressors:
+    """Compress whole messages without context, one zlib compressor per setting for all.
+
+    A message compressed here refers to nothing before it: it is ended with a full
+    flush (RFC 7692 7.2.1's 00 00 ff ff, as a sync flush ends it), which also clears the
+    compressor's history, so the next message starts as a fresh compressor would, byte
+    for byte (tests/proto/test_deflate_codec.py compares the two).  Not thread-safe: one
+    pool belongs to one Manager (``mgpy.ws`` keeps it); a Manager per thread is fine.
+    """
+
+    __slots__ = ("_comps",)
+
+    def __init__(self) -> None:
+        self._comps: dict[_Args, zlib._Compress] = {}
+
+    def alone(self, args: _Args, data: bytes) -> bytes:
+        """DEFLATE ``data`` with ``zlib.compressobj(*args)``'s setting, sync tail included."""
+        comps = self._comps
+        c = comps.get(args)
+        if c is None:
+            c = comps[args] = zlib.compressobj(*args)
+        try:
+            return c.compress(data) + c.flush(_FULL)
+        except BaseException:
+            del comps[args]  # part of a message may be inside: never reuse it
+            raise
+
+    def __len__(self) -> int:
+        return len(self._comps)
+
+
+def _once(args: _Args, data: bytes, pool: Compressors | None) -> bytes | None:
+    """Compress ``data`` with no context; None if that does not pay."""
+    if pool is None:
+        c = zlib.compressobj(*args)
+        out = c.compress(data) + c.flush(_SYNC)
+    else:
+        out = pool.alone(args, data)
+    # RFC 7692 7.2.1: drop the flush's tail; send as is if it did not shrink
+    return out[:-4] if len(out) - 4 < len(data) else None
+
+
+def compress_shared(
+    params: DeflateParams, data: bytes, pool: Compressors | None = None
+) -> bytes | None:
     """Return a whole server message compressed as any connection with ``params`` sends it.
 
     None means "send it uncompressed".  Requires ``server_no_context_takeover``.
+    ``pool``: the Manager's ``Compressors`` (None: a compressor made for this message).
     """
     if not params.server_no_context_takeover:
         raise ValueError("a compressed message is shared only without server context takeover")
-    return _once(params.server_max_window_bits, params, data)
+    if len(data) < params.threshold:
+        return None
+    return _once(_args(params.server_max_window_bits, params), data, pool)
 
 
 def _inflate(d: zlib._Decompress, data: bytes, budget: int) -> bytes:
@@ -103,12 +146,15 @@ class PerMessageDeflate:
         "_decomp",
         "_keep_c",
         "_keep_d",
+        "_pool",
         "_threshold",
         "params",
     )
 
-    def __init__(self, params: DeflateParams, side: str) -> None:
+    def __init__(self, params: DeflateParams, side: str, pool: Compressors | None = None) -> None:
+        """``pool``: the Manager's ``Compressors`` for messages sent without context."""
         self.params = params
+        self._pool = pool
         if side == "server":
             # RFC 7692 7.1.1: "no context takeover" is per sender; the windows are per sender
             self._keep_c = not params.server_no_context_takeover
@@ -123,12 +169,7 @@ class PerMessageDeflate:
         self._comp: zlib._Compress | None = None
         self._decomp: zlib._Decompress | None = None
         #: zlib.compressobj's arguments, and the threshold, looked up once
-        self._cargs = (
-            params.level,
-            zlib.DEFLATED,
-            -max(self._cbits, _ZLIB_MIN_BITS),
-            params.mem_level,
-        )
+        self._cargs = _args(self._cbits, params)
         self._threshold = params.threshold
 
     @property
@@ -140,11 +181,8 @@ class PerMessageDeflate:
         """Return a whole message's compressed payload, or None to send it uncompressed."""
         if len(data) < self._threshold:
             return None  # (with context takeover: never seen by the compressor either)
-        if not self._keep_c:  # as _once, inlined: this runs for every message sent
-            once = zlib.compressobj(*self._cargs)
-            out = once.compress(data) + once.flush(_SYNC)
-            # RFC 7692 7.2.1: drop the sync flush's tail; send as is if it did not shrink
-            return out[:-4] if len(out) - 4 < len(data) else None
+        if not self._keep_c:
+            return _once(self._cargs, data, self._pool)
         c = self._comp
         if c is None:
             c = self._comp = zlib.compressobj(*self._cargs)

@@ -57,7 +57,7 @@ from ..events import WS_DONT_FIN, WsMessage
 from ..limits import Limits
 from ._sentinel import NEED_DATA
 from .deflate import DeflateParams
-from .deflate_codec import PerMessageDeflate, compress_shared, wire_cap
+from .deflate_codec import Compressors, PerMessageDeflate, compress_shared, wire_cap
 from .ws_handshake import (
     GUID,
     accept_key,
@@ -226,6 +226,7 @@ class WsProtocol:
         *,
         max_fragments: int = Limits.ws_max_fragments,
         deflate: DeflateParams | None = None,
+        compressors: Compressors | None = None,
     ) -> None:
         if side not in ("server", "client"):
             raise ValueError("side must be 'server' or 'client'")
@@ -263,7 +264,7 @@ class WsProtocol:
         self._dec: codecs.IncrementalDecoder | None = None
         #: the permessage-deflate parameters agreed at the handshake (None: no extension)
         self.deflate = deflate
-        self._pmd = None if deflate is None else PerMessageDeflate(deflate, side)
+        self._pmd = None if deflate is None else PerMessageDeflate(deflate, side, compressors)
         self._msg_z = False  # the message in progress is compressed (RSV1 on its first frame)
         self._msg_wire = 0  # its compressed bytes so far
         self._send_frag = 0  # opcode of the fragmented message we are sending, else 0
@@ -803,7 +804,12 @@ def _unmasked_frame(b0: int, data: bytes) -> bytes:
     return _S64.pack(b0, 127, n) + data
 
 
-def broadcast_frame(op: int, data: bytes | str, deflate: DeflateParams | None = None) -> bytes:
+def broadcast_frame(
+    op: int,
+    data: bytes | str,
+    deflate: DeflateParams | None = None,
+    compressors: Compressors | None = None,
+) -> bytes:
     """Build the frame of one whole text/binary message for many server connections.
 
     Every connection whose ``can_share_frames`` is True and whose ``deflate`` equals
@@ -820,7 +826,7 @@ def broadcast_frame(op: int, data: bytes | str, deflate: DeflateParams | None = 
     elif not isinstance(data, bytes):
         data = bytes(data)
     if deflate is not None:
-        z = compress_shared(deflate, data)
+        z = compress_shared(deflate, data, compressors)
         if z is not None:
             return _unmasked_frame(0xC0 | op, z)
     return _unmasked_frame(0x80 | op, data)

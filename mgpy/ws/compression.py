@@ -27,7 +27,7 @@ from ..errors import LocalProtocolError
 from ..events import WS_OP_BINARY, WS_OP_TEXT
 from ..proto.deflate import DeflateOptions, DeflateParams
 from ..proto.ws import OPEN, broadcast_frame
-from .protocol import WsState
+from .protocol import WsState, compressors
 from .send import queue_admits, send_websocket_frame
 
 if TYPE_CHECKING:
@@ -117,7 +117,9 @@ def ws_broadcast(conns: Iterable[Connection], op: int, data: bytes | str) -> int
         if key is not last_key:  # (equal parameters are one object: deflate._params)
             last_key = key
             got = frames.get(key)
-            frame = frames[key] = broadcast_frame(op, data, key) if got is None else got
+            if got is None:
+                got = broadcast_frame(op, data, key, None if key is None else compressors(mgr))
+            frame = frames[key] = got
         if not c.send_mbuf.buf or queue_admits(c, st, op, len(frame)):
             c.send(frame)
             wire += len(frame)

@@ -28,13 +28,15 @@ from ..events import WS_OP_PING, Ev, F, WsMessage
 from ..http.access import log_ws
 from ..proto import ws as _core
 from ..proto.deflate import DeflateParams
+from ..proto.deflate_codec import Compressors
 
 if TYPE_CHECKING:
-    from ..core import Connection, Handler, TimerHandle
+    from ..core import Connection, Handler, Manager, TimerHandle
 
 __all__ = [
     "WsState",
     "arm_close_timeout",
+    "compressors",
     "queue_full",
     "start_close",
     "ws_handler",
@@ -55,6 +57,19 @@ _NO_DEFRAG = F.WEBSOCKET_NO_DEFRAG
 _MESSAGES = "ws.messages"  # Manager.counters key
 #: the payload of our keepalive pings
 _PING_PAYLOAD = b"mgpy"
+_COMPRESSORS = "ws.compressors"  # Manager.proto_state key
+
+
+def compressors(mgr: Manager) -> Compressors:
+    """The Manager's pool of zlib compressors for messages sent without context (RFC 7692).
+
+    One compressor per setting serves every connection of the Manager (each message
+    ends with a full flush, which resets it): no compressor is made per message.
+    """
+    pool: Compressors | None = mgr.proto_state.get(_COMPRESSORS)
+    if pool is None:
+        pool = mgr.proto_state[_COMPRESSORS] = Compressors()
+    return pool
 
 
 class WsState:
@@ -94,6 +109,7 @@ def ws_start(
         defrag=not c.flags & _NO_DEFRAG,
         max_fragments=lim.ws_max_fragments,
         deflate=deflate,
+        compressors=None if deflate is None else compressors(c.mgr),
     )
     st = WsState(ws, h, side != "server")
     c.proto_data = st

@@ -32,9 +32,9 @@ def built(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, Any]]:
     calls: list[tuple[int, Any]] = []
     real: Callable[..., bytes] = wsc.broadcast_frame
 
-    def spy(op: int, data: bytes, deflate: Any = None) -> bytes:
+    def spy(op: int, data: bytes, deflate: Any = None, compressors: Any = None) -> bytes:
         calls.append((op, deflate))
-        return real(op, data, deflate)
+        return real(op, data, deflate, compressors)
 
     monkeypatch.setattr(wsc, "broadcast_frame", spy)
     return calls

@@ -17,7 +17,7 @@ import pytest
 from mgpy.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from mgpy.events import WS_DONT_FIN
 from mgpy.proto.deflate import DeflateOptions, DeflateParams, negotiate
-from mgpy.proto.deflate_codec import PerMessageDeflate, wire_cap
+from mgpy.proto.deflate_codec import Compressors, PerMessageDeflate, wire_cap
 from mgpy.proto.ws import CLOSED, OPEN, WsProtocol, broadcast_frame
 from tests.proto.ws_helpers import (
     deflated,
@@ -616,3 +616,51 @@ def test_fuzzed_compressed_streams_parse_or_raise_remote_protocol_error() -> Non
 
 def test_inflated_reference_agrees_with_deflated() -> None:
     assert inflated(deflated(JSON, bits=9), bits=9) == JSON
+
+
+class TestCompressorsPool:
+    """One compressor per setting serves every message: the bytes are a fresh compressor's."""
+
+    SETTINGS = [(6, zlib.DEFLATED, -12, 5), (1, zlib.DEFLATED, -9, 1), (9, zlib.DEFLATED, -15, 9)]
+
+    @staticmethod
+    def fresh(args: tuple[int, int, int, int], data: bytes) -> bytes:
+        c = zlib.compressobj(*args)
+        return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+
+    def test_every_message_is_compressed_as_by_a_fresh_compressor(self) -> None:
+        rng = random.Random(7)
+        words = [b'{"temp": ', b"21.5", b"}, ", b"sensor", b"kitchen", b"\n"]
+        pool = Compressors()
+        for _ in range(400):
+            args = rng.choice(self.SETTINGS)
+            n = rng.choice([0, 1, 100, 600, 5000, 70000])
+            if rng.random() < 0.3:
+                data = rng.randbytes(n)
+            else:
+                data = b"".join(rng.choice(words) for _ in range(n // 5 + 1))[:n]
+            got = pool.alone(args, data)
+            assert got == self.fresh(args, data)
+            assert got.endswith(b"\x00\x00\xff\xff")
+            # and a fresh decompressor (no context kept) reads it back
+            assert zlib.decompressobj(args[2]).decompress(got) == data
+        assert len(pool) == len(self.SETTINGS)  # one compressor per setting, not per message
+
+    def test_a_connection_without_context_uses_the_pool(self) -> None:
+        pool = Compressors()
+        params = negotiate(["permessage-deflate"], DeflateOptions())
+        assert params is not None
+        sender = PerMessageDeflate(params[0], "server", pool)
+        msg = b'{"temp": 21.5, "sensor": "kitchen"}' * 10
+        a = sender.compress(msg)
+        b = sender.compress(msg)
+        assert a is not None and a == b  # no context: the same message, the same bytes
+        assert len(pool) == 1 and not sender.holds_state
+
+    def test_a_failed_message_does_not_poison_the_pool(self) -> None:
+        pool = Compressors()
+        args = self.SETTINGS[0]
+        with pytest.raises(TypeError):
+            pool.alone(args, "not bytes")  # type: ignore[arg-type]
+        assert len(pool) in (0, 1)
+        assert pool.alone(args, b"hello " * 50) == self.fresh(args, b"hello " * 50)
