@@ -47,17 +47,33 @@ from __future__ import annotations
 
 import codecs
 import secrets
-import struct
 from collections.abc import Callable
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal
 
-from .._accel import apply_mask_py, load_speedups
+from .._accel import apply_mask_py
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import WS_DONT_FIN, WsMessage
 from ..limits import Limits
 from ._sentinel import NEED_DATA
 from .deflate import DeflateParams
-from .deflate_codec import Compressors, PerMessageDeflate, compress_shared, wire_cap
+from .deflate_codec import Compressors, PerMessageDeflate, wire_cap
+from .ws_frame import (
+    BIG,
+    MAX_PIECES,
+    S16,
+    S64,
+    SMALL_HDR,
+    VALID_SEND_OPS,
+    Buffer,
+    Pieces,
+    apply_mask,
+    broadcast_frame,
+    frame_length,
+    grow,
+    joined,
+    unmask_payload,
+    unmasked_frame,
+)
 from .ws_handshake import (
     GUID,
     accept_key,
@@ -94,77 +110,10 @@ __all__ = [
     "valid_close_code",
 ]
 
-Buffer: TypeAlias = bytes | bytearray | memoryview
-
-
 OPEN: Final = 1  #: both directions open
 CLOSING: Final = 2  #: we sent a close frame and wait for the peer's
 CLOSED: Final = 3  #: close handshake done (or failed): input is ignored, sending refused
 
-# RFC 6455 5.3 masking: the C twin of _accel.apply_mask_py when it is built and allowed
-_speedups = load_speedups()  # None: not built, or MGPY_NO_EXTENSIONS set
-apply_mask: Callable[[Buffer, Buffer], bytes] = (
-    apply_mask_py if _speedups is None else _speedups.apply_mask
-)
-
-#: payloads at least this long are sliced through a memoryview (saves one copy)
-_BIG: Final = 4096
-
-
-def _payload(buf: Buffer, s: int, e: int, mask: Buffer | None) -> bytes:
-    """Return ``buf[s:e]`` as bytes, unmasked with ``mask`` (already rotated) if given."""
-    if e - s < _BIG:
-        return apply_mask(buf[s:e], mask) if mask is not None else bytes(buf[s:e])
-    with memoryview(buf) as mv:
-        return apply_mask(mv[s:e], mask) if mask is not None else bytes(mv[s:e])
-
-
-#: pieces of a payload kept as they came before they are joined into one bytearray: a
-#: big frame read in a few pieces is joined once at its end, a flood of tiny fragments
-#: (or of tiny reads) costs one growing buffer, never one object each
-_MAX_PIECES: Final = 8
-
-_Pieces: TypeAlias = "list[bytes] | bytearray"
-
-
-def _grow(buf: _Pieces | None, chunk: bytes) -> _Pieces:
-    """Append ``chunk`` to the payload pieces ``buf`` (None: the first piece)."""
-    if buf is None:
-        return [chunk]
-    if isinstance(buf, list):
-        if len(buf) < _MAX_PIECES:
-            buf.append(chunk)
-            return buf
-        buf = bytearray().join(buf)
-    buf += chunk
-    return buf
-
-
-def _joined(buf: _Pieces | None) -> bytes:
-    """The payload held by ``buf`` as one bytes object."""
-    if buf is None:
-        return b""
-    if isinstance(buf, list):
-        return buf[0] if len(buf) == 1 else b"".join(buf)
-    return bytes(buf)
-
-
-def frame_length(n: int, masked: bool) -> int:
-    """Bytes on the wire for a frame with an ``n``-byte payload (RFC 6455 5.2)."""
-    return n + (2 if n < 126 else 4 if n < 0x10000 else 10) + (4 if masked else 0)
-
-
-# -- header encoding -----------------------------------------------------------
-
-_S16: Final = struct.Struct("!BBH")
-_S64: Final = struct.Struct("!BBQ")
-#: the 2-byte headers of unmasked FIN text/binary frames, indexed [b0 & 3][length]
-_SMALL_HDR: Final = (
-    (),
-    tuple(bytes((0x81, n)) for n in range(126)),
-    tuple(bytes((0x82, n)) for n in range(126)),
-)
-_VALID_SEND_OPS: Final = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
 
 _Utf8Decoder: Final = codecs.getincrementaldecoder("utf-8")
 
@@ -252,15 +201,15 @@ class WsProtocol:
         self._fr_b0 = 0
         self._fr_mask: bytes | None = None
         self._fr_off = 0
-        self._fr_buf: _Pieces | None = None
+        self._fr_buf: Pieces | None = None
         # the data message in progress (opcode 1/2, or 0 for none): its payload so far (the
-        # fragment so far when not defragmenting; see _grow: never one object per fragment),
+        # fragment so far when not defragmenting; see grow: never one object per fragment),
         # its length (what max_message bounds) and its number of frames
         self._msg_op = 0
         self._msg_len = 0
         self._msg_frags = 0
         self._msg_defrag = defrag
-        self._msg_buf: _Pieces | None = None
+        self._msg_buf: Pieces | None = None
         self._dec: codecs.IncrementalDecoder | None = None
         #: the permessage-deflate parameters agreed at the handshake (None: no extension)
         self.deflate = deflate
@@ -340,12 +289,12 @@ class WsProtocol:
             e = s + 4 + ln
             if e > n:
                 return None
-            data = self._inflate(_payload(buf, s + 4, e, buf[s : s + 4]), None)
+            data = self._inflate(unmask_payload(buf, s + 4, e, buf[s : s + 4]), None)
         else:
             e = s + ln
             if e > n:
                 return None
-            data = self._inflate(_payload(buf, s, e, None), None)
+            data = self._inflate(unmask_payload(buf, s, e, None), None)
         # RFC 6455 8.1: the inflated text MUST be valid UTF-8.
         if b0 == 0xC1 and not data.isascii():
             self._check_utf8(data)
@@ -449,16 +398,16 @@ class WsProtocol:
             if e <= n and (b0 == 0x81 or b0 == 0x82):
                 # Hot path: a whole unfragmented data message (no message in progress,
                 # checked above).  RFC 6455 8.1: text MUST be valid UTF-8.
-                if ln < _BIG:
+                if ln < BIG:
                     data = apply_mask(buf[s:e], mask) if mask is not None else bytes(buf[s:e])
                 else:
-                    data = _payload(buf, s, e, mask)
+                    data = unmask_payload(buf, s, e, mask)
                 if b0 == 0x81 and not data.isascii():
                     self._check_utf8(data)
                 return WsMessage(data, b0), e
             if e <= n and (b0 == 0xC1 or b0 == 0xC2):
                 # A whole compressed message in one frame: inflate it in one call.
-                data = self._inflate(_payload(buf, s, e, mask), None)
+                data = self._inflate(unmask_payload(buf, s, e, mask), None)
                 if b0 == 0xC1 and not data.isascii():
                     self._check_utf8(data)
                 return WsMessage(data, b0 & ~0x40), e
@@ -499,19 +448,19 @@ class WsProtocol:
                 if o:
                     mask = mask[o:] + mask[:o]
                 self._fr_off = (o + take) & 3
-            chunk = _payload(buf, pos, pos + take, mask)
+            chunk = unmask_payload(buf, pos, pos + take, mask)
             pos += take
             self._fr_left -= take
             if b0 & 0x08:
                 if self._fr_left or self._fr_buf is not None:
-                    self._fr_buf = _grow(self._fr_buf, chunk)
+                    self._fr_buf = grow(self._fr_buf, chunk)
             else:
                 self._add(self._inflate(chunk, False) if self._msg_z else chunk)
         if self._fr_left:
             return NEED_DATA, pos
         if b0 & 0x08:
             if self._fr_buf is not None:
-                chunk = _joined(self._fr_buf)
+                chunk = joined(self._fr_buf)
                 self._fr_buf = None
             return self._control(b0, chunk), pos
         ev = self._data_frame_done(b0)
@@ -525,10 +474,10 @@ class WsProtocol:
             pieces = self._msg_buf
             if pieces is None:
                 self._msg_buf = [data]
-            elif isinstance(pieces, list) and len(pieces) < _MAX_PIECES:
+            elif isinstance(pieces, list) and len(pieces) < MAX_PIECES:
                 pieces.append(data)
             else:
-                self._msg_buf = _grow(pieces, data)
+                self._msg_buf = grow(pieces, data)
 
     def _data_frame_done(self, b0: int) -> WsMessage | None:
         """Finish a data frame; return the message (or fragment) to deliver, else None."""
@@ -541,7 +490,7 @@ class WsProtocol:
             if not fin:
                 return None
             b0 = 0x80 | self._msg_op
-        data = _joined(self._msg_buf)
+        data = joined(self._msg_buf)
         self._msg_buf = None
         if fin:
             self._end_message()
@@ -660,7 +609,7 @@ class WsProtocol:
             data = data.encode("utf-8")
         if (op == 1 or op == 2) and self._fast_send:
             if not self._is_client and len(data) < 126:
-                return _SMALL_HDR[op][len(data)] + data
+                return SMALL_HDR[op][len(data)] + data
             return self._frame(0x80 | op, data)
         return self._send_other(op, data)
 
@@ -678,8 +627,8 @@ class WsProtocol:
                 if n < 126:
                     return bytes((b0, n)), data
                 if n < 0x10000:
-                    return _S16.pack(b0, 126, n), data
-                return _S64.pack(b0, 127, n), data
+                    return S16.pack(b0, 126, n), data
+                return S64.pack(b0, 127, n), data
         return self.send(op, data), b""
 
     def _send_other(self, op: int, data: bytes) -> bytes:
@@ -693,7 +642,7 @@ class WsProtocol:
             return self._frame(0x80 | op, data)
         opcode = op & ~WS_DONT_FIN
         fin = 0 if op & WS_DONT_FIN else 0x80
-        if opcode not in _VALID_SEND_OPS:
+        if opcode not in VALID_SEND_OPS:
             raise LocalProtocolError(f"invalid opcode {op:#x}")
         if not isinstance(data, bytes):
             data = bytes(data)  # a bytearray or memoryview from the application
@@ -787,46 +736,8 @@ class WsProtocol:
             if n < 126:
                 hdr = bytes((b0, 0x80 | n))
             elif n < 0x10000:
-                hdr = _S16.pack(b0, 0xFE, n)
+                hdr = S16.pack(b0, 0xFE, n)
             else:
-                hdr = _S64.pack(b0, 0xFF, n)
+                hdr = S64.pack(b0, 0xFF, n)
             return b"".join((hdr, mask, apply_mask(data, mask)))
-        return _unmasked_frame(b0, data)
-
-
-def _unmasked_frame(b0: int, data: bytes) -> bytes:
-    """A server frame with the minimal length form (RFC 6455 5.2)."""
-    n = len(data)
-    if n < 126:
-        return bytes((b0, n)) + data
-    if n < 0x10000:
-        return _S16.pack(b0, 126, n) + data
-    return _S64.pack(b0, 127, n) + data
-
-
-def broadcast_frame(
-    op: int,
-    data: bytes | str,
-    deflate: DeflateParams | None = None,
-    compressors: Compressors | None = None,
-) -> bytes:
-    """Build the frame of one whole text/binary message for many server connections.
-
-    Every connection whose ``can_share_frames`` is True and whose ``deflate`` equals
-    ``deflate`` would send exactly these bytes (server frames are unmasked, and
-    without server context takeover a message compresses the same everywhere), so a
-    broadcast builds one frame per distinct ``deflate`` (a cheap dict key) and writes
-    it to every connection.  Raises LocalProtocolError for another opcode, and
-    ValueError for parameters with server context takeover.
-    """
-    if op != 1 and op != 2:
-        raise LocalProtocolError(f"broadcast_frame sends text or binary messages, not {op:#x}")
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    elif not isinstance(data, bytes):
-        data = bytes(data)
-    if deflate is not None:
-        z = compress_shared(deflate, data, compressors)
-        if z is not None:
-            return _unmasked_frame(0xC0 | op, z)
-    return _unmasked_frame(0x80 | op, data)
+        return unmasked_frame(b0, data)
