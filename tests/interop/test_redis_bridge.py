@@ -24,7 +24,9 @@ import pytest
 
 import mgpy
 from mgpy import Ev
+from mgpy._accel import extensions_disabled
 from mgpy.proto.resp import RespReader
+from mgpy.proto.resp_hiredis import HiredisReader
 from mgpy.proto.resp_write import pack_command
 from mgpy.pubsub import Hub, Published
 from mgpy.pubsub.redis import RedisBridge, parse_redis_url
@@ -196,6 +198,26 @@ class TestBridge:
         assert sorted(a.texts()) == ["from a", "from b"]
         assert a.hub.last_id == b.hub.last_id > 1_000_000_000  # INCR, seeded by the clock
         assert mgrs[0].counters["pubsub.not_crossed"] == 0
+
+    def test_a_hub_parsing_with_hiredis_bridges_with_a_pure_one(
+        self, redis: RedisServer, mgrs: list[mgpy.Manager]
+    ) -> None:
+        if extensions_disabled():
+            pytest.skip("MGPY_NO_EXTENSIONS forces pure Python")
+        a, b = Node(mgrs[0], redis.url, hiredis=True), Node(mgrs[1], redis.url)
+        run_all(mgrs, lambda: a.ready() and b.ready())
+        assert a.hub.bridge is not None and b.hub.bridge is not None
+        conns = a.hub.bridge.conn, b.hub.bridge.conn
+        assert conns[0] is not None and conns[1] is not None
+        assert isinstance(conns[0].proto_data.reader, HiredisReader)
+        assert isinstance(conns[1].proto_data.reader, RespReader)
+        big = "x" * 70_000  # a bulk string over several reads
+        for i in range(20):
+            (a if i % 2 else b).hub.publish("chat", f"m{i}")
+        a.hub.publish("chat", big)
+        run_all(mgrs, lambda: len(a.texts()) == 21 and len(b.texts()) == 21)
+        assert a.texts() == b.texts() and a.texts()[-1] == big
+        assert a.hub.last_id == b.hub.last_id
 
     def test_replay_ids_agree_across_processes(
         self, redis: RedisServer, mgrs: list[mgpy.Manager]
