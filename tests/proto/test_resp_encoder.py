@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mgpy._accel import extensions_disabled
 from mgpy.errors import LocalProtocolError
 from mgpy.proto.resp import (
     pack_command,
     pack_pipeline,
 )
-from mgpy.proto.resp_hiredis import HIREDIS_AVAILABLE
 
 
 class TestPackCommand:
@@ -74,10 +72,6 @@ class TestPackPipeline:
         assert pack_pipeline([]) == b""
 
     def test_pipeline_matches_hiredis(self) -> None:
-        if not HIREDIS_AVAILABLE:
-            if extensions_disabled():
-                pytest.skip("MGPY_NO_EXTENSIONS forces pure Python")
-            pytest.fail("hiredis is not installed: it is in the test extra")
         import hiredis  # type: ignore[import-not-found, unused-ignore]
 
         commands: list[tuple[str | bytes | int | float, ...]] = [

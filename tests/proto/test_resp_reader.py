@@ -8,6 +8,7 @@ pure reader only.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ import pytest
 
 from mgpy._accel import extensions_disabled
 from mgpy.errors import LimitExceeded, RemoteProtocolError
+from mgpy.proto import resp_hiredis
 from mgpy.proto.resp import (
     NEED_DATA,
     PubSubMessage,
@@ -31,6 +33,13 @@ Factory = Callable[..., RespReader | HiredisReader]
 FACTORIES: list[Factory] = [RespReader]
 if HIREDIS_AVAILABLE:
     FACTORIES.append(HiredisReader)
+
+
+@pytest.fixture
+def hiredis_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HiredisReader on the installed hiredis, even where MGPY_NO_EXTENSIONS turned it off."""
+    monkeypatch.setattr(resp_hiredis, "_hiredis", importlib.import_module("hiredis"))
+
 
 #: the start of a further reply, appended to check that it is left alone
 TRAILING = b"$5\r\nhel"
@@ -352,11 +361,7 @@ class TestLimits:
             r.next_event()
         assert read_one(RespReader, b"$1000\r\n" + b"x" * 1000 + b"\r\n", max_bulk=1000)
 
-    def test_hiredis_reader_bounds_the_bytes_it_buffers(self) -> None:
-        if not HIREDIS_AVAILABLE:
-            if extensions_disabled():
-                pytest.skip("MGPY_NO_EXTENSIONS forces pure Python")
-            pytest.fail("hiredis is not installed: it is in the test extra")
+    def test_hiredis_reader_bounds_the_bytes_it_buffers(self, hiredis_on: None) -> None:
         r = HiredisReader(RespLimits(max_bulk=1000, max_line=100))
         r.feed(b"$5000\r\n")
         assert r.next_event() is NEED_DATA
@@ -457,6 +462,10 @@ class TestMalformed:
 
 
 class TestNewReader:
+    def test_hiredis_is_used_unless_extensions_are_disabled(self) -> None:
+        # hiredis is in the test extra: only MGPY_NO_EXTENSIONS may turn it off
+        assert HIREDIS_AVAILABLE is not extensions_disabled()
+
     def test_new_reader_is_pure_unless_acceleration_is_asked_for(self) -> None:
         assert type(new_reader()) is RespReader
         expected = HiredisReader if HIREDIS_AVAILABLE else RespReader
