@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import errno
 import logging
 import os
 import signal
@@ -44,7 +43,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .core import parse_addr
+from .core import bind_error, parse_addr
 from .errors import Error
 
 if TYPE_CHECKING:
@@ -139,10 +138,7 @@ def _reserve(listen: str) -> tuple[socket.socket, str]:
         port = probe.getsockname()[1]
     except OSError as e:
         probe.close()
-        why = e.strerror or str(e)
-        if e.errno == errno.EADDRINUSE:
-            why = "address already in use (another program is listening on that port)"
-        raise Error(f"cannot bind {listen}: {why}") from e
+        raise bind_error(listen, e) from e
     probe.close()
     held = socket.socket(fam, socket.SOCK_STREAM)
     try:

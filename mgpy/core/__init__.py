@@ -7,7 +7,7 @@ HTTP, WebSocket and any protocol of yours plug in through the public interface o
 
 from __future__ import annotations
 
-from .addr import Addr, parse_addr
+from .addr import Addr, bind_error, parse_addr
 from .conn import Connection, Data, Handler, Pump
 from .manager import Manager
 from .timers import TimerHandle, check_delay
@@ -23,6 +23,7 @@ __all__ = [
     "TimerHandle",
     "TlsInfo",
     "TlsOpts",
+    "bind_error",
     "check_delay",
     "parse_addr",
     "tls_info",

@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import errno
 import ipaddress
 import socket
 import urllib.parse
 
 from ..errors import Error
 
-__all__ = ["Addr", "Resolver", "parse_addr"]
+__all__ = ["Addr", "Resolver", "bind_error", "parse_addr"]
+
+
+def bind_error(addr: str | int, e: OSError) -> Error:
+    """The ``mgpy.Error`` for a failed bind of ``addr``, saying why in plain words."""
+    why = e.strerror or str(e)
+    if e.errno == errno.EADDRINUSE:
+        why = "address already in use (another program is listening on that port)"
+    return Error(f"cannot bind {addr}: {why}")
+
 
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 _SCHEMES = ("tcp", "udp", "http", "ws", "https", "wss")

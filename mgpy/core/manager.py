@@ -61,7 +61,7 @@ from ._consts import (
     EV_SEND,
 )
 from .accept import Acceptor
-from .addr import Resolver, parse_addr
+from .addr import Resolver, bind_error, parse_addr
 from .conn import Connection, Handler
 from .dial import Dialer
 from .memtrim import TRIM_MIN
@@ -235,10 +235,7 @@ class Manager(Dialer, Acceptor, Scheduler, Writer):
             sock.setblocking(False)
         except OSError as e:
             sock.close()
-            why = e.strerror or str(e)
-            if e.errno == errno.EADDRINUSE:
-                why = "address already in use (another program is listening on that port)"
-            raise Error(f"cannot bind {addr}: {why}") from e
+            raise bind_error(addr, e) from e
         c = self.connection_class(self, sock, handler, lim)
         c._flags = _LISTENING | (_UDP if a.udp else 0)
         c.user_data = user_data
