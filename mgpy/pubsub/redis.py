@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import TlsOpts
 from ..errors import Error, ProtocolError
 from ..events import WS_OP_BINARY, WS_OP_TEXT, Ev
+from ..proto.envelope import MAGIC, envelope_tail, parse_envelope
 from ..proto.resp import NEED_DATA, PubSubMessage, RespError, RespPush, Subscription
 from ..proto.resp_hiredis import new_reader
 from ..proto.resp_write import pack_command, pack_pipeline
@@ -65,12 +66,12 @@ _CONNECT = Ev.CONNECT
 _CLOSE = Ev.CLOSE
 _ERROR = Ev.ERROR
 _NOT_CROSSED = "pubsub.not_crossed"
-_MAGIC = b"mgpy1"
 #: KEYS[1] the id counter; ARGV[1] the channel, ARGV[2] the message after its id.  Lua
 #: numbers are doubles: ids stay exact below 2**53 (microseconds until the year 2255)
 _SCRIPT = (
     "local id = redis.call('INCR', KEYS[1]) "
-    "redis.call('PUBLISH', ARGV[1], 'mgpy1 ' .. string.format('%.0f', id) .. ARGV[2]) "
+    f"redis.call('PUBLISH', ARGV[1], '{MAGIC.decode()} ' .. string.format('%.0f', id) "
+    ".. ARGV[2]) "
     "return id"
 )
 _SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
@@ -366,8 +367,7 @@ class RedisBridge:
             self._not_crossed()
             return False
         self.seq = seq = self.seq + 1
-        ev = event.encode() if event else b""
-        tail = b" %d %s:%d %s\n%s" % (op, self.node, seq, ev, data)
+        tail = envelope_tail(op, self.node, seq, event, data)
         c.send(pack_command("EVALSHA", _SHA, 1, self.seq_key, self.prefix + topic.encode(), tail))
         c.proto_data.replies.append((self._published, seq))
         self.pending[seq] = Published(topic, data, op, event, None)
@@ -391,8 +391,8 @@ class RedisBridge:
             return
         topic = ch[len(self.prefix) :].decode("utf-8", "replace")
         data = msg.data
-        parsed = _parse(topic, data)
-        if parsed is None:  # published by someone else: delivered as it is
+        env = parse_envelope(data)
+        if env is None:  # published by someone else: delivered as it is
             try:
                 data.decode("utf-8")
                 op = WS_OP_TEXT
@@ -400,10 +400,9 @@ class RedisBridge:
                 op = WS_OP_BINARY
             item = Published(topic, data, op, None, None)
         else:
-            item, origin = parsed
-            node, _, seq = origin.partition(b":")
-            if node == self.node and seq.isdigit():
-                self.pending.pop(int(seq), None)
+            item = Published(topic, env.data, env.op, env.event, env.ident)
+            if env.node == self.node and env.seq is not None:
+                self.pending.pop(env.seq, None)
         if topic:
             self.deliver(item)
 
@@ -437,18 +436,3 @@ class RedisBridge:
         c = self.conn
         if c is not None:
             c.close()
-
-
-def _parse(topic: str, data: bytes) -> tuple[Published, bytes] | None:
-    """``mgpy1 <id> <op> <origin> <event>\\n<data>`` -> (the message, its origin), or None."""
-    if not data.startswith(_MAGIC):
-        return None
-    nl = data.find(b"\n")
-    if nl < 0:
-        return None
-    fields = data[len(_MAGIC) + 1 : nl].split(b" ", 3)
-    if len(fields) != 4 or not fields[0].isdigit() or fields[1] not in (b"1", b"2"):
-        return None
-    ident, op, origin, event = fields
-    name = event.decode("utf-8", "replace") or None
-    return Published(topic, data[nl + 1 :], int(op), name, int(ident)), origin
