@@ -20,7 +20,6 @@ import queue
 import re
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,8 @@ from mgpy import Ev
 from mgpy.pubsub import Hub, sse_end, sse_start, sse_stream
 from tests.browser.conftest import ConsoleLog, MgpyProcess, screenshot
 from tests.browser.test_dashboard import DESKTOP, SEES_TEXT, open_dashboard, text, wait_js
-from tests.interop.test_redis_bridge import REDIS, RedisServer
+from tests.redis_server import RedisServer, running
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -43,14 +43,8 @@ MAX_PAGES = 12  # P(all on one worker) = 2**-11 with the kernel's hashing of sou
 
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS is None:
-        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
-    srv = RedisServer(tmp_path)
-    srv.start()
-    try:
+    with running(tmp_path) as srv:
         yield srv
-    finally:
-        srv.stop(signal.SIGKILL)
 
 
 def served_by(page: Page) -> tuple[int, int]:
@@ -107,10 +101,11 @@ def test_chat_typed_on_one_worker_appears_on_the_other_and_survives_a_killed_wor
         say(one, "back after the kill")
         wait_js(two, SEES_TEXT, "back after the kill")
         # the supervisor restarted worker 1 (a new pid in the same slot)
-        deadline = time.monotonic() + 15
-        while not any(f"(pid {pid_one}) killed by SIGKILL; restarting" in ln for ln in srv.lines):
-            assert time.monotonic() < deadline, "".join(srv.lines)
-            time.sleep(0.05)  # the output reader thread appends lines: poll them
+        restarting = f"(pid {pid_one}) killed by SIGKILL; restarting"
+        try:  # the output reader thread appends lines: poll them
+            wait_until(lambda: any(restarting in ln for ln in srv.lines), 15, restarting, 0.05)
+        except AssertionError as e:
+            raise AssertionError("".join(srv.lines)) from e
     finally:
         for ctx in contexts:
             ctx.close()

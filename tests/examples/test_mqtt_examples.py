@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ import websockets.sync.client as websockets_sync
 import mgpy
 from mgpy.mqtt import MqttBroker
 from tests.examples._proc import example
+from tests.waiting import wait_until
 
 IO_TIMEOUT = 15.0
 
@@ -69,11 +69,7 @@ def served() -> Iterator[Served]:
 
 
 def wait(cond: Any, timeout: float = IO_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.01)
+    wait_until(cond, timeout, "condition met")
 
 
 @pytest.mark.parametrize("name", ["mqtt_device.py", "mqtt_bridge.py"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 
 import mgpy
 from mgpy.mqtt import MqttBroker
+from tests.waiting import wait_until
 
 IO_TIMEOUT = 10.0
 PUB = shutil.which("mosquitto_pub")
@@ -60,11 +60,7 @@ def served() -> Iterator[Served]:
 
 
 def wait(cond: Any, timeout: float = IO_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.01)
+    wait_until(cond, timeout, "condition met")
 
 
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
-import socket
-import ssl
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,117 +23,17 @@ from mgpy import Ev
 from mgpy._accel import extensions_disabled
 from mgpy.proto.resp import RespReader
 from mgpy.proto.resp_hiredis import HiredisReader
-from mgpy.proto.resp_write import pack_command
 from mgpy.pubsub import Hub, Published
 from mgpy.pubsub.redis import RedisBridge, parse_redis_url
-from tests.net.certs import Certs, make_certs
+from tests.net.certs import make_certs
 from tests.net.test_ws_client import Client
-
-REDIS = shutil.which("redis-server")
-START_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A redis-server on 127.0.0.1 with persistence off, stopped by its PID."""
-
-    def __init__(
-        self, workdir: Path, extra: list[str] | None = None, certs: Certs | None = None
-    ) -> None:
-        self.workdir = workdir
-        self.extra = extra or []
-        self.certs = certs  # TLS only (rediss://), with the server certificate of ``certs``
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"{'rediss' if self.certs else 'redis'}://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start on the previous port, or on a free one (retried if it was taken)."""
-        assert REDIS is not None
-        for _ in range(5):
-            port = self.port or free_port()
-            args = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-            args += ["--appendonly", "no", "--dir", str(self.workdir), *self.extra]
-            if self.certs is not None:
-                args[2] = "0"
-                args += ["--tls-port", str(port), "--tls-cert-file", self.certs.server_cert]
-                args += ["--tls-key-file", self.certs.server_key, "--tls-auth-clients", "no"]
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if self._ready(port):
-                self.port = port
-                return
-            self.stop()
-            if self.port:  # the same port is needed: wait for it to be free again
-                time.sleep(0.05)  # back-off between bind attempts, not synchronisation
-        raise AssertionError("could not start redis-server")
-
-    def _ready(self, port: int) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with self._connect(port, 1.0) as s:
-                    s.sendall(pack_command("PING"))
-                    if s.recv(64) in (b"+PONG\r\n", b"-NOAUTH Authentication required.\r\n"):
-                        return True
-            except OSError:
-                time.sleep(0.02)  # not listening yet: poll again shortly
-        return False
-
-    def _connect(self, port: int, timeout: float) -> socket.socket:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        if self.certs is None:
-            return s
-        ctx = ssl.create_default_context(cafile=self.certs.ca)
-        return ctx.wrap_socket(s, server_hostname="localhost")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        p = self.proc
-        if p is not None and p.poll() is None:
-            os.kill(p.pid, sig)
-            try:
-                p.wait(timeout=START_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
-        self.proc = None
-
-    def command(self, *args: Any, password: str | None = None) -> Any:
-        """One command over a blocking socket (AUTH first when a password is given)."""
-        with self._connect(self.port, 5.0) as s:
-            reader = RespReader()
-            cmds = [("AUTH", password)] if password else []
-            cmds.append(args)
-            for cmd in cmds:
-                s.sendall(pack_command(*cmd))
-                while (item := reader.next_event()) is mgpy.proto.resp.NEED_DATA:
-                    data = s.recv(65536)
-                    assert data, "redis closed the connection"
-                    reader.feed(data)
-            return item
+from tests.redis_server import RedisServer, running
 
 
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS is None:
-        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
-    srv = RedisServer(tmp_path)
-    srv.start()
-    try:
+    with running(tmp_path) as srv:
         yield srv
-    finally:
-        srv.stop(signal.SIGKILL)
 
 
 @pytest.fixture
@@ -202,15 +98,15 @@ class TestBridge:
     def test_a_hub_parsing_with_hiredis_bridges_with_a_pure_one(
         self, redis: RedisServer, mgrs: list[mgpy.Manager]
     ) -> None:
-        if extensions_disabled():
-            pytest.skip("MGPY_NO_EXTENSIONS forces pure Python")
         a, b = Node(mgrs[0], redis.url, hiredis=True), Node(mgrs[1], redis.url)
         run_all(mgrs, lambda: a.ready() and b.ready())
         assert a.hub.bridge is not None and b.hub.bridge is not None
         conns = a.hub.bridge.conn, b.hub.bridge.conn
         assert conns[0] is not None and conns[1] is not None
-        assert isinstance(conns[0].proto_data.reader, HiredisReader)
-        assert isinstance(conns[1].proto_data.reader, RespReader)
+        # MGPY_NO_EXTENSIONS wins over hiredis=True: that hub parses in pure Python too
+        expected = RespReader if extensions_disabled() else HiredisReader
+        assert type(conns[0].proto_data.reader) is expected
+        assert type(conns[1].proto_data.reader) is RespReader
         big = "x" * 70_000  # a bulk string over several reads
         for i in range(20):
             (a if i % 2 else b).hub.publish("chat", f"m{i}")
@@ -338,11 +234,7 @@ class TestAuth:
     def test_password_in_the_url_and_a_wrong_one_refused_and_logged(
         self, tmp_path: Path, mgrs: list[mgpy.Manager], caplog: pytest.LogCaptureFixture
     ) -> None:
-        if REDIS is None:
-            pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
-        srv = RedisServer(tmp_path, ["--requirepass", "s3cr:t"])
-        srv.start()
-        try:
+        with running(tmp_path, ["--requirepass", "s3cr:t"]) as srv:
             good = Node(mgrs[0], f"redis://:s3cr%3At@127.0.0.1:{srv.port}")
             bad = Node(mgrs[1], f"redis://:wrong@127.0.0.1:{srv.port}")
             run_all(mgrs, good.ready)
@@ -351,20 +243,14 @@ class TestAuth:
             assert "s3cr" not in caplog.text and "wrong" not in caplog.text  # no secrets
             good.hub.publish("chat", "authenticated")
             run_all(mgrs, lambda: good.texts() == ["authenticated"])
-        finally:
-            srv.stop(signal.SIGKILL)
 
 
 class TestTls:
     def test_rediss_verifies_the_server_and_bridges(
         self, tmp_path: Path, mgrs: list[mgpy.Manager], caplog: pytest.LogCaptureFixture
     ) -> None:
-        if REDIS is None:
-            pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
         certs = make_certs(tmp_path)
-        srv = RedisServer(tmp_path, certs=certs)
-        srv.start()
-        try:
+        with running(tmp_path, certs=certs) as srv:
             url = srv.url.replace("127.0.0.1", "localhost")
             a = Node(mgrs[0], url, redis_tls=mgpy.TlsOpts(ca=certs.ca, alpn=()))
             untrusted = Node(mgrs[1], url)  # the system's CAs do not know the test CA
@@ -373,8 +259,6 @@ class TestTls:
             run_all(mgrs, lambda: a.texts() == ["over TLS"])
             run_all(mgrs, lambda: "certificate verify failed" in caplog.text)
             assert untrusted.hub.redis_up is False
-        finally:
-            srv.stop(signal.SIGKILL)
 
 
 class TestUrl:

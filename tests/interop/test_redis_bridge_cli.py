@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from tests.interop.test_redis_bridge import REDIS, RedisServer
+from tests.redis_server import RedisServer, running
+from tests.waiting import wait_until
 
 URL_LINE = re.compile(r" on (http://127\.0\.0\.1:(\d+)/) ")
 REPO = Path(__file__).resolve().parents[2]
@@ -68,10 +69,10 @@ class Cli:
 
     def wait_file(self, path: Path, needle: bytes, timeout: float) -> None:
         """Poll ``path`` (a client's output) until it holds ``needle``."""
-        deadline = time.monotonic() + timeout
-        while needle not in path.read_bytes():
-            assert time.monotonic() < deadline, f"{needle!r} not in {path.read_bytes()[-500:]!r}"
-            time.sleep(0.02)  # a file poll interval
+        try:
+            wait_until(lambda: needle in path.read_bytes(), timeout, f"{needle!r} in {path}", 0.02)
+        except AssertionError as e:
+            raise AssertionError(f"{needle!r} not in {path.read_bytes()[-500:]!r}") from e
 
     def stop(self) -> int:
         if self.p.poll() is None:
@@ -127,14 +128,8 @@ def say(port: int, text: str) -> None:
 
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS is None:
-        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
-    srv = RedisServer(tmp_path)
-    srv.start()
-    try:
+    with running(tmp_path) as srv:
         yield srv
-    finally:
-        srv.stop(signal.SIGKILL)
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ is importable, with the hiredis reader too.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,21 +23,18 @@ from mgpy.proto.resp import (
     RespPush,
     RespReader,
     Subscription,
-    pack_command,
     pack_pipeline,
 )
 from mgpy.proto.resp_hiredis import HIREDIS_AVAILABLE, HiredisReader
-
-REDIS = shutil.which("redis-server")
+from tests.redis_server import MISSING, REDIS, running
 
 
 @pytest.fixture(autouse=True)
 def _needs_redis() -> None:
     if REDIS is None:
-        pytest.fail("redis-server is not installed: `make test` installs it (tools/sysdeps.sh)")
+        pytest.fail(MISSING)
 
 
-START_TIMEOUT = 10.0
 IO_TIMEOUT = 10.0
 READ_SIZE = 65536
 
@@ -48,13 +42,6 @@ Factory = Callable[[], RespReader | HiredisReader]
 FACTORIES: list[Factory] = [RespReader]
 if HIREDIS_AVAILABLE:
     FACTORIES.append(HiredisReader)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Client:
@@ -92,50 +79,10 @@ class Client:
         self.sock.close()
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Poll PING until redis answers; False if the server exited (e.g. the port was taken)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-                s.sendall(pack_command("PING"))
-                if s.recv(64) == b"+PONG\r\n":
-                    return True
-        except OSError:
-            pass
-    raise AssertionError(f"redis-server not ready within {START_TIMEOUT}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the server by its PID: SIGTERM, then SIGKILL at the deadline."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    for _ in range(5):  # another process may take the free port first: try another
-        port = free_port()
-        args = [str(REDIS), "--port", str(port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if wait_ready(proc, port):
-            break
-        stop(proc)
-    else:
-        raise AssertionError("could not start redis-server")
-    try:
-        yield port
-    finally:
-        stop(proc)
+    with running(tmp_path_factory.mktemp("redis"), sig=signal.SIGTERM) as srv:
+        yield srv.port
 
 
 @pytest.fixture(params=FACTORIES, ids=lambda f: f.__name__)

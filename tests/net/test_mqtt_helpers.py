@@ -23,6 +23,7 @@ import mgpy
 from mgpy.mqtt import MqttEv
 from mgpy.proto.mqtt import NEED_DATA, Connack, Connect, MqttReader, Packet
 from tests.conftest import run_until
+from tests.waiting import wait_listening
 
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
@@ -147,16 +148,14 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
-                    return True
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"mosquitto not listening within {START_TIMEOUT}s")
+        """Poll a TCP connect: True once listening; False if it exited (port taken)."""
+        try:
+            wait_listening(self.port, START_TIMEOUT, self.proc, "mosquitto")
+        except AssertionError:
+            if self.proc.poll() is None:
+                raise  # still running, not listening: the deadline
+            return False
+        return True
 
     def stop(self) -> None:
         if self.proc.poll() is None:
