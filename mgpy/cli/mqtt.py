@@ -12,8 +12,6 @@ username and password too, checked against the same htdigest file (realm
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import Any
 
 from ..http.auth import load_htdigest
 from ..mqtt import MqttBroker, ReasonCode
+from ..proto.digest import check_password
 from ..proto.mqtt import Publish
 
 __all__ = ["DASHBOARD_MAX_PAYLOAD", "start_broker"]
@@ -35,10 +34,11 @@ def _htdigest_auth(path: str, realm: str) -> Callable[[str, str | None, bytes | 
     def auth(client_id: str, username: str | None, password: bytes | None) -> Any:
         if username is None or password is None:
             return ReasonCode.NOT_AUTHORIZED
-        want = load_htdigest(path).get((username, realm), "")
-        ha1 = hashlib.md5(f"{username}:{realm}:".encode() + password).hexdigest()
-        stored = [d for d in want.split(",") if len(d) == len(ha1)]
-        if stored and hmac.compare_digest(stored[0], ha1):
+        try:
+            text = password.decode("utf-8")  # htdigest hashes the password's UTF-8 bytes
+        except UnicodeDecodeError:
+            return ReasonCode.BAD_USER_NAME_OR_PASSWORD
+        if check_password(load_htdigest(path), username, realm, text):
             return True
         return ReasonCode.BAD_USER_NAME_OR_PASSWORD
 

@@ -46,6 +46,7 @@ from ..proto.digest import (
     make_nonce,
     parse_authorization,
     parse_htdigest,
+    stored_ha1,
     verify,
 )
 from ..proto.httputil import parse_basic_auth
@@ -230,12 +231,11 @@ def _knows_password(
         or not response
     ):
         return False
-    want = 64 if algo.startswith("SHA-256") else 32
-    stored = [d for d in table.get((user, realm), "").split(",") if len(d) == want]
-    if not stored:
+    stored = stored_ha1(table, user, realm, algo)
+    if stored is None:
         return False
     expected = compute_response(
-        algo, stored[0], method, target, auth.get("nonce", ""), nc, cnonce, "auth"
+        algo, stored, method, target, auth.get("nonce", ""), nc, cnonce, "auth"
     )
     return hmac.compare_digest(expected.encode(), response.encode())
 

@@ -32,6 +32,7 @@ import hmac
 import secrets
 import struct
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import quote
 
@@ -42,12 +43,14 @@ __all__ = [
     "NonceCounter",
     "challenge_header",
     "check_nonce",
+    "check_password",
     "compute_response",
     "create_digest_auth_header",
     "ha1",
     "make_nonce",
     "parse_authorization",
     "parse_htdigest",
+    "stored_ha1",
     "verify",
 ]
 
@@ -301,18 +304,34 @@ def _username(auth: dict[str, str]) -> str | None:
     return plain
 
 
-def _stored_ha1(
-    htdigest: dict[tuple[str, str], str], user: str, realm: str, base: str
+def stored_ha1(
+    htdigest: Mapping[tuple[str, str], str], user: str, realm: str, algorithm: str = "MD5"
 ) -> str | None:
+    """The HA1 an htdigest table keeps for ``user`` in ``realm`` and ``algorithm``'s hash.
+
+    An entry may hold several comma-separated digests (MD5 and SHA-256); the one of the
+    right length is returned, or None.
+    """
     value = htdigest.get((user, realm))
     if value is None:
         return None
-    want = _HEX_LEN[base]
+    want = _HEX_LEN[_base(_require_algorithm(algorithm))]
     for d in value.split(","):
         d = d.strip()
         if len(d) == want:
             return d
     return None
+
+
+def check_password(
+    htdigest: Mapping[tuple[str, str], str], user: str, realm: str, password: str
+) -> bool:
+    """True if ``password`` is ``user``'s in ``realm`` (the MD5 HA1, compared in constant time).
+
+    For protocols that receive the password itself (MQTT CONNECT, HTTP Basic).
+    """
+    stored = stored_ha1(htdigest, user, realm)
+    return stored is not None and hmac.compare_digest(stored, ha1(user, realm, password))
 
 
 def verify(
@@ -364,7 +383,7 @@ def verify(
     nonce_state = check_nonce(secret, nonce, now, max_age, opaque)
     if nonce_state == "invalid":
         return "denied"
-    stored = _stored_ha1(htdigest, user, realm, _base(algo))
+    stored = stored_ha1(htdigest, user, realm, algo)
     # Unknown users cost the same hashing as known ones (no user enumeration by timing).
     expected = compute_response(
         algo, stored or "0" * _HEX_LEN[_base(algo)], method, uri, nonce, nc_text, cnonce, qop

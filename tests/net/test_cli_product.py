@@ -15,6 +15,7 @@ import pytest
 
 from mgpy.__main__ import Server, build_parser
 from tests.conftest import run_until
+from tests.net.test_mqtt_helpers import RawClient, free_port
 from tests.net.test_ws_server import upgrade_request
 
 REALM = "lab"
@@ -123,6 +124,24 @@ class TestAuthFileGuardsEverything:
         got = exchange(srv, port, request_bytes)
         assert got.startswith(b"HTTP/1.1 401"), got[:80]
         assert b"WWW-Authenticate: Digest" in got
+
+    def test_the_mqtt_broker_checks_the_same_passwords(
+        self, make_server: Callable[..., tuple[Server, int]], tmp_path: Path
+    ) -> None:
+        ha1 = hashlib.md5(f"ann:{REALM}:pw".encode()).hexdigest()
+        creds = tmp_path.parent / f"{tmp_path.name}-mqtt-htdigest"
+        creds.write_text(f"ann:{REALM}:{ha1}\n")
+        mqtt_port = free_port()
+        srv, _port = make_server(
+            "--auth-file", str(creds), "--auth-realm", REALM, "--mqtt", f"127.0.0.1:{mqtt_port}"
+        )  # fmt: skip
+        tries = [("ann", b"pw", 0), ("ann", b"wrong", 0x86), ("eve", b"pw", 0x86),
+                 ("ann", b"\xff\xfe", 0x86), (None, None, 0x87)]  # fmt: skip
+        for user, password, code in tries:
+            raw = RawClient(srv.mgr, mqtt_port, version=5)
+            ack = raw.connect(f"c-{user}", username=user, password=password)
+            assert ack.reason_code == code, (user, password, ack)
+            raw.sock.close()
 
 
 class TestAccessLog:

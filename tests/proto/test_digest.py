@@ -12,12 +12,14 @@ from mgpy.proto.digest import (
     NonceCounter,
     challenge_header,
     check_nonce,
+    check_password,
     compute_response,
     create_digest_auth_header,
     ha1,
     make_nonce,
     parse_authorization,
     parse_htdigest,
+    stored_ha1,
     verify,
 )
 from mgpy.proto.httputil import parse_header_params
@@ -493,3 +495,27 @@ class TestClientHeader:
             create_digest_auth_header("u", "p", "GET", "/", ch, nc=0)
         with pytest.raises(LocalProtocolError):
             create_digest_auth_header("u", "p", "GET", "/x\r\nY: z", ch)
+
+
+class TestStoredPasswords:
+    TABLE = {
+        ("ann", "lab"): ha1("ann", "lab", "pässwörd")
+        + ","
+        + ha1("ann", "lab", "pässwörd", "SHA-256"),
+        ("bob", "lab"): ha1("bob", "lab", "x", "SHA-256"),  # no MD5 digest
+    }
+
+    def test_stored_ha1_picks_the_digest_of_the_algorithms_length(self) -> None:
+        assert stored_ha1(self.TABLE, "ann", "lab") == ha1("ann", "lab", "pässwörd")
+        assert stored_ha1(self.TABLE, "ann", "lab", "SHA-256-sess") == ha1(
+            "ann", "lab", "pässwörd", "SHA-256"
+        )
+        assert stored_ha1(self.TABLE, "bob", "lab") is None
+        assert stored_ha1(self.TABLE, "ann", "other") is None
+
+    def test_check_password(self) -> None:
+        assert check_password(self.TABLE, "ann", "lab", "pässwörd")
+        assert not check_password(self.TABLE, "ann", "lab", "password")
+        assert not check_password(self.TABLE, "ann", "other", "pässwörd")
+        assert not check_password(self.TABLE, "bob", "lab", "x")  # only SHA-256 stored
+        assert not check_password(self.TABLE, "eve", "lab", "")
