@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import re
 import resource
 import shutil
 import signal
@@ -45,8 +44,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from soak_clients import (
     Reader,
     Sampler,
+    announced_port,
     connect,
     fd_count,
+    limit_nofile,
     multipart,
     request,
     rss_mib,
@@ -109,23 +110,22 @@ class Server:
     """``python -m mgpy`` in a subprocess, on a free port."""
 
     def __init__(self, python: str, root: Path, uploads: Path, nofile: int, cwd: Path) -> None:
-        def limit() -> None:
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(nofile, hard), hard))
-
         cmd = [python, "-m", "mgpy", "--root", str(root), "--listen", "127.0.0.1:0"]
         cmd += ["--upload-dir", str(uploads), "--log-level", "warning"]
         self.log = open(cwd / "server.log", "w")  # closed in stop()
         self.proc = subprocess.Popen(
-            cmd, cwd=str(cwd), stdout=subprocess.PIPE, stderr=self.log, text=True, preexec_fn=limit
+            cmd,
+            cwd=str(cwd),
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            preexec_fn=lambda: limit_nofile(nofile),
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if m is None:
+        port, line = announced_port(self.proc)
+        if port is None:
             self.stop()
             raise SystemExit(f"soak: the server did not start: {line!r}")
-        self.port = int(m.group(1))
+        self.port = port
         self.pid = self.proc.pid
 
     def alive(self) -> bool:

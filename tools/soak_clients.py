@@ -1,31 +1,40 @@
 """Clients and probes for tools/soak.py: plain sockets, as an attacker's script would use.
 
 The server is watched from outside: its resident set size and open descriptors from
-``/proc/PID``.  Nothing here imports mgpy.
+``/proc/PID``.  Nothing here imports mgpy.  tests/net/rss_helpers.py uses the same
+clients and probes (this file is their one copy).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
+import resource
 import socket
 import struct
+import subprocess
 import threading
 import time
 
 MiB = 1024 * 1024
 
 
+def vmrss_mib(pid: int) -> float | None:
+    """VmRSS of process ``pid`` in MiB; None without one (a zombie); OSError if it is gone."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
 def rss_mib(pid: int) -> float:
     """VmRSS of process ``pid`` in MiB (0 if it is gone)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+        return vmrss_mib(pid) or 0.0
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 def fd_count(pid: int) -> int:
@@ -64,8 +73,25 @@ class Sampler:
         self._t.join()
 
 
+# -- the server process ------------------------------------------------------------------
+def limit_nofile(n: int) -> None:
+    """In a child before exec (``preexec_fn``): RLIMIT_NOFILE soft limit ``n`` (at most hard)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
+
+
+def announced_port(proc: subprocess.Popen[str]) -> tuple[int | None, str]:
+    """Read the first line ``python -m mgpy`` prints (``... http://127.0.0.1:PORT/``);
+    return the port (None if the line has none) and the line."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+    return (int(m.group(1)) if m else None), line
+
+
 # -- HTTP ------------------------------------------------------------------------------
-def connect(port: int, rcvbuf: int = 0, timeout: float = 10.0) -> socket.socket:
+def connect(port: int, rcvbuf: int = 0, timeout: float | None = 10.0) -> socket.socket:
+    """A TCP connection to 127.0.0.1:``port`` (``timeout`` None: blocking)."""
     s = socket.socket()
     if rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -163,9 +189,11 @@ def rst_close(s: socket.socket) -> None:
 
 
 # -- WebSocket ---------------------------------------------------------------------------
-def ws_connect(port: int, path: str, rcvbuf: int = 0) -> tuple[socket.socket, bytearray]:
+def ws_connect(
+    port: int, path: str, rcvbuf: int = 0, timeout: float | None = 10.0
+) -> tuple[socket.socket, bytearray]:
     """Open a WebSocket; return the socket and what arrived after the 101 head."""
-    s = connect(port, rcvbuf)
+    s = connect(port, rcvbuf, timeout)
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall(
         request(

@@ -9,23 +9,48 @@ attacker's script would use.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import re
-import resource
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-MiB = 1024 * 1024
+from tests.waiting import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+# tools/ is not a package: its soak clients are the one copy of these
+from soak_clients import (
+    MiB,
+    announced_port,
+    connect,
+    limit_nofile,
+    request,
+    vmrss_mib,
+    ws_frame,
+    ws_frames,
+)
+from soak_clients import ws_connect as _ws_connect
+
+__all__ = [
+    "CliServer",
+    "MiB",
+    "PeakRss",
+    "dechunk",
+    "http_get_head",
+    "read_head",
+    "rss_mib",
+    "wait_for",
+    "ws_connect",
+    "ws_frame",
+    "ws_frames",
+]
 
 #: runs the CLI's own main() with ``Limits()`` defaulting to the overrides in argv[1]
 _LAUNCH = """
@@ -58,15 +83,13 @@ class CliServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=None if nofile is None else lambda: _limit_fds(nofile),
+            preexec_fn=None if nofile is None else lambda: limit_nofile(nofile),
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if m is None:
+        port, line = announced_port(self.proc)
+        if port is None:
             self.stop()
             raise AssertionError(f"the server did not start: {line!r} {self.stderr()}")
-        self.port = int(m.group(1))
+        self.port = port
         self.pid = self.proc.pid
 
     def rss(self) -> float:
@@ -105,18 +128,12 @@ class CliServer:
         self.stop()
 
 
-def _limit_fds(n: int) -> None:
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
-
-
 def rss_mib(pid: int) -> float:
-    """VmRSS of process ``pid`` in MiB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    """VmRSS of process ``pid`` in MiB (OSError if it is gone)."""
+    rss = vmrss_mib(pid)
+    if rss is None:
+        raise AssertionError("no VmRSS")
+    return rss
 
 
 class PeakRss:
@@ -144,22 +161,14 @@ class PeakRss:
 
 def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
     """Poll ``cond`` every 20 ms until true; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.02)
+    wait_until(cond, timeout, what, interval=0.02)
 
 
 # -- clients --------------------------------------------------------------------------------
 def http_get_head(port: int, path: str, headers: dict[str, str], rcvbuf: int = 0) -> socket.socket:
-    """Send a GET and return the socket (response unread)."""
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect(("127.0.0.1", port))
-    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{lines}\r\n".encode())
+    """Send a GET and return the socket (blocking, response unread)."""
+    s = connect(port, rcvbuf, timeout=None)
+    s.sendall(request("GET", path, {"Host": "x", **headers}))
     return s
 
 
@@ -193,51 +202,7 @@ def dechunk(data: bytes) -> bytes:
         pos = end + 2 + n + 2
 
 
-def ws_connect(port: int, path: str, rcvbuf: int = 0) -> tuple[socket.socket, bytes]:
-    """Open a WebSocket to ``path``; return the socket and bytes read past the 101 head."""
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    status, _, rest = read_head(s)
-    assert status == 101, status
-    return s, rest
-
-
-def ws_frame(op: int, payload: bytes, fin: bool = True) -> bytes:
-    """A masked client frame (the mask is zero: the payload goes out as is)."""
-    b0 = (0x80 if fin else 0) | op
-    n = len(payload)
-    if n < 126:
-        hdr = bytes((b0, 0x80 | n))
-    elif n < 65536:
-        hdr = bytes((b0, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        hdr = bytes((b0, 0x80 | 127)) + n.to_bytes(8, "big")
-    return hdr + b"\0\0\0\0" + payload
-
-
-def ws_frames(buf: bytearray) -> list[tuple[int, bytes]]:
-    """Take the complete server frames off the front of ``buf``."""
-    out = []
-    while len(buf) >= 2:
-        n = buf[1] & 0x7F
-        pos = 2
-        if n == 126:
-            if len(buf) < 4:
-                break
-            n, pos = int.from_bytes(buf[2:4], "big"), 4
-        elif n == 127:
-            if len(buf) < 10:
-                break
-            n, pos = int.from_bytes(buf[2:10], "big"), 10
-        if len(buf) < pos + n:
-            break
-        out.append((buf[0] & 0x0F, bytes(buf[pos : pos + n])))
-        del buf[: pos + n]
-    return out
+def ws_connect(port: int, path: str, rcvbuf: int = 0) -> tuple[socket.socket, bytearray]:
+    """Open a WebSocket to ``path`` (a blocking socket); return it and the bytes read past
+    the 101 head."""
+    return _ws_connect(port, path, rcvbuf, timeout=None)

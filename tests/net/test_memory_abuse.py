@@ -36,11 +36,14 @@ from tests.net.rss_helpers import (
     ws_frame,
     ws_frames,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 #: what each abuse pattern may add to the server's RSS (issue 13's targets)
 BUDGET_MIB = 32
+#: what every brotli slow reader reads before the attack moves on: 4 s at 10 KiB/s
+SLOW_READ = 40 * 1024
 
 
 def _text(size: int) -> bytes:
@@ -87,6 +90,11 @@ class _SlowReaders:
                     continue
                 self.got[s] += data
 
+    def least(self) -> int:
+        """The fewest bytes any of the sockets has received so far."""
+        with self.lock:
+            return min((len(got) for got in self.got.values()), default=0)
+
     def stop(self) -> None:
         self._stop.set()
         self._t.join()
@@ -125,7 +133,8 @@ class TestBrotliSlowReaders:
             try:
                 for _ in range(40):
                     slow.add(http_get_head(srv.port, "/big.txt", br, rcvbuf=16384))
-                time.sleep(4)  # the attack: readers at 10 KiB/s for a while (not a sync)
+                # the attack runs until every reader has read SLOW_READ at 10 KiB/s (~4 s)
+                wait_until(lambda: slow.least() >= SLOW_READ, 60, "40 slow readers' progress")
                 # a fast reader finishes the shared compression (if the slow ones' socket
                 # buffers did not): from then on later readers get the cached result
                 fast = http_get_head(srv.port, "/big.txt", br)
@@ -138,7 +147,7 @@ class TestBrotliSlowReaders:
                 fast.close()
                 for _ in range(20):
                     slow.add(http_get_head(srv.port, "/big.txt", br, rcvbuf=16384))
-                time.sleep(4)
+                wait_until(lambda: slow.least() >= SLOW_READ, 60, "20 more slow readers' progress")
             finally:
                 slow.stop()
             grown = peak.stop() - base
@@ -180,6 +189,8 @@ class TestSlowConsumersClosed:
             sender, rest = ws_connect(srv.port, "/ws/push")
             inbox = bytearray(rest)
             counts: list[int] = []
+            chat = b"x" * 64 * 1024
+            relayed: list[int] = []  # one entry per message of the sender's relayed back to it
 
             def drain() -> None:
                 """The sender reads everything (its own relayed messages, the stats)."""
@@ -194,13 +205,15 @@ class TestSlowConsumersClosed:
                     for op, payload in ws_frames(inbox):
                         if op == 1 and payload.startswith(b'{"type":"stats"'):
                             counts.append(json.loads(payload)["connections"])
+                        elif op == 1 and payload == chat:
+                            relayed.append(1)
 
             reader = threading.Thread(target=drain, daemon=True)
             reader.start()
             wait_for(lambda: counts, 5, "a stats push")
             base = srv.rss()
             after = []
-            message = ws_frame(1, b"x" * 64 * 1024)
+            message = ws_frame(1, chat)
             for _ in range(3):
                 victims = [ws_connect(srv.port, "/ws/push", rcvbuf=4096)[0] for _ in range(50)]
                 counts.clear()
@@ -209,8 +222,10 @@ class TestSlowConsumersClosed:
                 deadline = time.monotonic() + 30
                 while not (counts and counts[-1] == 1):
                     assert time.monotonic() < deadline, "the slow consumers were not closed"
+                    sent = len(relayed)
                     sender.sendall(message)
-                    time.sleep(0.01)  # pacing the attack, not a synchronisation
+                    # paced by the server: the next message once this one is relayed back
+                    wait_until(lambda n=sent: len(relayed) > n, 10, "the sender's message relayed")
                 for v in victims:
                     v.close()
                 wait_for(lambda: srv.rss() < base + BUDGET_MIB, 10, "RSS back near the start")

@@ -13,7 +13,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from tests.net.test_ws_compression import EXT, JSON, deflate, inflate, zip_bomb
 from tests.net.test_ws_server import upgrade_request
 from tests.proto.ws_helpers import frame
+from tests.waiting import wait_listening
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 
@@ -56,15 +56,12 @@ class CliServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.05)  # waiting for another process to bind: nothing to poll
+        try:
+            wait_listening(self.port, 20, self.proc, "the server")
+        except AssertionError as e:
+            err = self.proc.stderr
+            out = err.read() if err is not None and self.proc.poll() is not None else b""
+            raise AssertionError(f"{e} {out!r}") from None
 
     def status(self, field: str) -> int:
         """A ``/proc/PID/status`` field in KiB (VmRSS, VmHWM)."""
