@@ -8,27 +8,18 @@ echoes, the negotiated subprotocol and the close code the server sends.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import mgpy
-from mgpy import Ev, Limits
+from mgpy import Ev
+from tests.browser.ws_page import PageServer, page_results
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
@@ -70,34 +61,16 @@ def checksum(data: bytes) -> int:
     return s
 
 
-class ThreadedServer:
-    """mgpy serving ``root`` with an echo at /ws, polled in a background thread."""
+class ThreadedServer(PageServer):
+    """mgpy serving PAGE from ``root`` with an echo at /ws, polled in a background thread."""
 
     def __init__(self, root: Path) -> None:
-        self.mgr = mgpy.Manager(limits=Limits(ws_max_message=2 << 20))
-        self.opts = mgpy.ServeOpts(document_root=str(root))
         self.frames: list[tuple[int, int]] = []
         self.closes: list[bytes] = []
-        lc = self.mgr.bind("127.0.0.1:0", self.handler)
-        lc.set_protocol_http_websocket()
-        self.url = f"http://127.0.0.1:{lc.local[1]}/"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mgpy-server", daemon=True)
-        self._thread.start()
+        super().__init__(root, PAGE)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.mgr.poll(20)
-        self.mgr.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
-        if ev == Ev.HTTP_REQUEST:
-            mgpy.serve_http(c, ev_data, self.opts)
-        elif ev == Ev.WS_HANDSHAKE_REQUEST:
+    def ws_handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
+        if ev == Ev.WS_HANDSHAKE_REQUEST:
             offered = (ev_data.header("Sec-WebSocket-Protocol") or "").replace(" ", "").split(",")
             mgpy.ws_accept(c, protocol="chat" if "chat" in offered else None)
         elif ev == Ev.WS_FRAME:
@@ -112,27 +85,15 @@ class ThreadedServer:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ThreadedServer]:
-    (tmp_path / "index.html").write_text(PAGE, encoding="utf-8")
-    s = ThreadedServer(tmp_path)
-    try:
+    with ThreadedServer(tmp_path) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.mark.browser
-def test_chromium_websocket_echo_text_binary_and_close(server: ThreadedServer) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(server.url, timeout=15000)
-            page.wait_for_function("window.results.closeCode !== null", timeout=15000)
-            r = page.evaluate("window.results")
-        finally:
-            browser.close()
+def test_chromium_websocket_echo_text_binary_and_close(
+    browser: Browser, server: ThreadedServer
+) -> None:
+    r = page_results(browser, server.url)
     assert r["errors"] == []
     assert r["protocol"] == "chat"
     assert r["texts"] == ["hello from chromium ✓"]

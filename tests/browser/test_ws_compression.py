@@ -9,16 +9,18 @@ counts the bytes each message took on the wire in both directions.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import mgpy
-from mgpy import Ev, Limits
-from tests.browser.test_ws_chromium import ARGS, CHROMIUM
+from mgpy import Ev
+from tests.browser.ws_page import PageServer, page_results
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
@@ -46,12 +48,10 @@ ws.onclose = (e) => { window.results.closeCode = e.code; };
 """
 
 
-class ThreadedServer:
+class ThreadedServer(PageServer):
     """mgpy (compression on, its default) echoing at /ws, polled in a background thread."""
 
     def __init__(self, root: Path) -> None:
-        self.mgr = mgpy.Manager(limits=Limits(ws_max_message=2 << 20))
-        self.opts = mgpy.ServeOpts(document_root=str(root))
         self.offers: list[str | None] = []
         self.agreed: list[mgpy.DeflateParams | None] = []
         #: (opcode, message length, bytes its echo took on the wire)
@@ -59,26 +59,10 @@ class ThreadedServer:
         #: bytes received on the WebSocket before "done" (reads may hold several messages)
         self.received = 0
         self._counting = False
-        lc = self.mgr.bind("127.0.0.1:0", self.handler)
-        lc.set_protocol_http_websocket()
-        self.url = f"http://127.0.0.1:{lc.local[1]}/"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mgpy-server", daemon=True)
-        self._thread.start()
+        super().__init__(root, PAGE)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.mgr.poll(20)
-        self.mgr.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
-        if ev == Ev.HTTP_REQUEST:
-            mgpy.serve_http(c, ev_data, self.opts)
-        elif ev == Ev.WS_HANDSHAKE_DONE:
+    def ws_handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
+        if ev == Ev.WS_HANDSHAKE_DONE:
             self.offers.append(ev_data.header("Sec-WebSocket-Extensions"))
             self.agreed.append(mgpy.ws_compression(c))
             self._counting = True
@@ -96,27 +80,15 @@ class ThreadedServer:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ThreadedServer]:
-    (tmp_path / "index.html").write_text(PAGE, encoding="utf-8")
-    s = ThreadedServer(tmp_path)
-    try:
+    with ThreadedServer(tmp_path) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.mark.browser
-def test_chromium_negotiates_and_exchanges_compressed_messages(server: ThreadedServer) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(server.url, timeout=15000)
-            page.wait_for_function("window.results.closeCode !== null", timeout=15000)
-            r = page.evaluate("window.results")
-        finally:
-            browser.close()
+def test_chromium_negotiates_and_exchanges_compressed_messages(
+    browser: Browser, server: ThreadedServer
+) -> None:
+    r = page_results(browser, server.url)
     assert r["errors"] == [] and r["closeCode"] == 1000
     assert r["texts"] == ["json", "short"] and r["binOk"] is True
     # what Chromium offered, and what mgpy agreed at WS_HANDSHAKE_DONE

@@ -15,20 +15,20 @@ import base64
 import contextlib
 import os
 import struct
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
-from websockets.sync.server import Server as WsServer
-from websockets.sync.server import ServerConnection, basic_auth, serve
+from websockets.sync.server import ServerConnection, basic_auth
 from websockets.typing import Subprotocol
 
 import mgpy
 from mgpy import Ev, Limits
 from tests.conftest import run_until
+from tests.waiting import wait_until
+from tests.ws_servers import MgpyThread, WebsocketsThread
 
 BIG = 4 * 1024 * 1024
 LIMITS = Limits(ws_max_message=8 * 1024 * 1024)
@@ -42,54 +42,20 @@ OPTS: dict[str, Any] = {
 }
 
 
-#: notified by the server threads whenever they record something
-_CHANGED = threading.Condition()
-
-
-def _changed() -> None:
-    with _CHANGED:
-        _CHANGED.notify_all()
-
-
-def wait_for(cond: Any, timeout: float = 5.0) -> None:
-    """Wait (with a deadline) for a condition that a server thread makes true."""
-    with _CHANGED:
-        assert _CHANGED.wait_for(cond, timeout), "condition not met in time"
-
-
 # ------------------------------------------------------------------------------------
 # mgpy server, websockets client
 # ------------------------------------------------------------------------------------
-class MgpyServer:
+class MgpyServer(MgpyThread):
     """mgpy's WebSocket server polled in a background thread; records what it sees."""
 
     def __init__(self) -> None:
-        self.mgr = mgpy.Manager(limits=LIMITS)
-        lc = self.mgr.bind("127.0.0.1:0", self.handler)
-        lc.set_protocol_http_websocket()
-        self.url = f"ws://127.0.0.1:{lc.local[1]}"
         self.controls: list[tuple[int, bytes]] = []
         self.closed = 0
         self.requests: list[mgpy.HttpMessage] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mgpy-server", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.mgr.poll(20)
-        self.mgr.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        super().__init__(LIMITS)
+        self.url = f"ws://127.0.0.1:{self.port}"
 
     def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
-        self._handle(c, ev, ev_data)
-        if ev != Ev.POLL:
-            _changed()
-
-    def _handle(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
         if ev == Ev.WS_HANDSHAKE_REQUEST:
             self.requests.append(ev_data)
             if ev_data.uri == "/forbidden":
@@ -117,11 +83,8 @@ class MgpyServer:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[MgpyServer]:
-    s = MgpyServer()
-    try:
+    with MgpyServer() as s:
         yield s
-    finally:
-        s.stop()
 
 
 class TestWebsocketsClientAgainstMgpy:
@@ -161,7 +124,7 @@ class TestWebsocketsClientAgainstMgpy:
     def test_server_ping_is_answered_by_websockets(self, server: MgpyServer) -> None:
         with connect(server.url + "/ws", **OPTS) as ws:
             ws.send("ping me")
-            wait_for(lambda: (mgpy.WS_OP_PONG, b"from mgpy") in server.controls)
+            wait_until(lambda: (mgpy.WS_OP_PONG, b"from mgpy") in server.controls, 5.0, "the pong")
 
     def test_client_close_code_is_seen_and_echoed(self, server: MgpyServer) -> None:
         before = server.closed
@@ -169,8 +132,8 @@ class TestWebsocketsClientAgainstMgpy:
             ws.close(4000, "bye now")
         assert ws.close_code == 4000 and ws.close_reason == ""
         close = (mgpy.WS_OP_CLOSE, struct.pack("!H", 4000) + b"bye now")
-        wait_for(lambda: close in server.controls)
-        wait_for(lambda: server.closed > before)
+        wait_until(lambda: close in server.controls, 5.0, "the client's close frame")
+        wait_until(lambda: server.closed > before, 5.0, "the server's CLOSE")
 
     def test_server_close_code_reaches_the_client(self, server: MgpyServer) -> None:
         with connect(server.url + "/ws", **OPTS) as ws:
@@ -224,31 +187,21 @@ class TestWebsocketsClientAgainstMgpy:
 # ------------------------------------------------------------------------------------
 # websockets server, mgpy client
 # ------------------------------------------------------------------------------------
-class PeerServer:
+class PeerServer(WebsocketsThread):
     """A websockets sync server in a thread: echoes, and records each request's headers."""
 
     def __init__(self, **kw: Any) -> None:
         self.requests: list[Any] = []
         self.closes: dict[str, tuple[int | None, str | None]] = {}
         self.pongs: list[bool] = []
-        self.server: WsServer = serve(
-            self.handler,
-            "127.0.0.1",
-            0,
+        super().__init__(
             select_subprotocol=self.select,
             compression=None,
             max_size=8 * 1024 * 1024,
             close_timeout=2,
             **kw,
         )
-        port = self.server.socket.getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self._thread.join(10)
+        self.url = f"ws://127.0.0.1:{self.port}"
 
     @staticmethod
     def select(ws: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -258,7 +211,6 @@ class PeerServer:
     def handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         self.requests.append(ws.request.headers)
-        _changed()
         try:
             for msg in ws:
                 if msg == "close-me":
@@ -273,16 +225,12 @@ class PeerServer:
         except ConnectionClosed:
             pass
         self.closes[ws.request.path] = (ws.close_code, ws.close_reason)
-        _changed()
 
 
 @pytest.fixture(scope="module")
 def peer() -> Iterator[PeerServer]:
-    s = PeerServer()
-    try:
+    with PeerServer() as s:
         yield s
-    finally:
-        s.stop()
 
 
 class Client:
@@ -338,7 +286,7 @@ class TestConnectWsAgainstWebsockets:
         run_until(mgr, lambda: cli.data("WS_HANDSHAKE_DONE"))
         [resp] = cli.data("WS_HANDSHAKE_DONE")
         assert resp.resp_code == 101 and resp.header("Sec-WebSocket-Protocol") == "chat"
-        wait_for(lambda: len(peer.requests) > n)
+        wait_until(lambda: len(peer.requests) > n, 5.0, "the request at the peer")
         assert peer.requests[n]["X-Token"] == "t0k3n"
 
     def test_basic_auth_from_the_url(self, mgr: mgpy.Manager, peer: PeerServer) -> None:
@@ -367,7 +315,7 @@ class TestConnectWsAgainstWebsockets:
         assert cli.c is not None
         cli.c.ws_close(1001, "leaving")
         run_until(mgr, cli.closed)
-        wait_for(lambda: "/client-closes" in peer.closes)
+        wait_until(lambda: "/client-closes" in peer.closes, 5.0, "the close at the peer")
         assert peer.closes["/client-closes"] == (1001, "leaving")
         [echo] = cli.data("WS_CONTROL_FRAME")
         assert echo.opcode == mgpy.WS_OP_CLOSE and echo.data[:2] == struct.pack("!H", 1001)
@@ -380,13 +328,12 @@ class TestConnectWsAgainstWebsockets:
         [close] = cli.data("WS_CONTROL_FRAME")
         assert close.data == struct.pack("!H", 4002) + b"done"
         assert not cli.data("ERROR")
-        wait_for(lambda: "/server-closes" in peer.closes)
+        wait_until(lambda: "/server-closes" in peer.closes, 5.0, "the close at the peer")
         assert peer.closes["/server-closes"][0] == 4002  # websockets got our echo: clean
 
 
 def test_connect_ws_with_wrong_basic_credentials_gets_401(mgr: mgpy.Manager) -> None:
-    s = PeerServer(process_request=basic_auth(realm="ws", credentials=("bob", "right")))
-    try:
+    with PeerServer(process_request=basic_auth(realm="ws", credentials=("bob", "right"))) as s:
         ok, bad = Client((mgpy.WS_OP_TEXT, "in")), Client()
         mgr.connect_ws(s.url.replace("//", "//bob:right@") + "/", ok)
         mgr.connect_ws(s.url.replace("//", "//bob:wrong@") + "/", bad)
@@ -398,5 +345,3 @@ def test_connect_ws_with_wrong_basic_credentials_gets_401(mgr: mgpy.Manager) -> 
         assert ok.c is not None
         ok.c.ws_close()
         run_until(mgr, ok.closed)
-    finally:
-        s.stop()

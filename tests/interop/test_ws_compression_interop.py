@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,12 +26,12 @@ from websockets.extensions.permessage_deflate import (
     ServerPerMessageDeflateFactory,
 )
 from websockets.sync.client import connect
-from websockets.sync.server import Server as WsServer
-from websockets.sync.server import ServerConnection, serve
+from websockets.sync.server import ServerConnection
 
 import mgpy
 from mgpy import DeflateOptions, Ev, Limits
 from tests.conftest import run_until
+from tests.ws_servers import MgpyThread, WebsocketsThread
 
 LIMITS = Limits(ws_max_message=8 * 1024 * 1024)
 #: a dashboard push: compressible JSON (~5x)
@@ -41,39 +40,19 @@ JSON = json.dumps(
 )
 BIG = (JSON * 2000).encode()[: 4 * 1024 * 1024]  # 4 MiB, compressible
 NOISE = os.urandom(100_000)
-_CHANGED = threading.Condition()
 DEFAULTS = DeflateOptions()
 
 
-def wait_for(cond: Any, timeout: float = 5.0) -> None:
-    with _CHANGED:
-        assert _CHANGED.wait_for(cond, timeout), "condition not met in time"
-
-
-class MgpyServer:
+class MgpyServer(MgpyThread):
     """mgpy echoing at /ws in a background thread; records what compression each got."""
 
     def __init__(self, compression: DeflateOptions | None = DEFAULTS) -> None:
-        self.mgr = mgpy.Manager(limits=LIMITS)
-        lc = self.mgr.bind("127.0.0.1:0", self.handler, compression=compression)
-        lc.set_protocol_http_websocket()
-        self.url = f"ws://127.0.0.1:{lc.local[1]}/ws"
         self.agreed: list[mgpy.DeflateParams | None] = []
         self.offers: list[str | None] = []
         #: (message length, bytes its echo took on the wire)
         self.wire: list[tuple[int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.mgr.poll(20)
-        self.mgr.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        super().__init__(LIMITS, compression=compression)
+        self.url = f"ws://127.0.0.1:{self.port}/ws"
 
     def handler(self, c: mgpy.Connection, ev: Any, ev_data: Any) -> None:
         if ev == Ev.WS_HANDSHAKE_DONE:
@@ -83,19 +62,12 @@ class MgpyServer:
             q0 = c.total_queued
             c.send_websocket_frame(ev_data.opcode, ev_data.data)
             self.wire.append((len(ev_data.data), c.total_queued - q0))
-        else:
-            return
-        with _CHANGED:
-            _CHANGED.notify_all()
 
 
 @pytest.fixture
 def server() -> Iterator[MgpyServer]:
-    s = MgpyServer()
-    try:
+    with MgpyServer() as s:
         yield s
-    finally:
-        s.stop()
 
 
 def pmd(ws: Any) -> PerMessageDeflate:
@@ -146,8 +118,7 @@ class TestWebsocketsClient:
         assert server.wire[0][1] < len(JSON) // 4
 
     def test_context_takeover_both_ways(self) -> None:
-        srv = MgpyServer(DeflateOptions(False, False, None, None))
-        try:
+        with MgpyServer(DeflateOptions(False, False, None, None)) as srv:
             with connect(srv.url, proxy=None) as ws:
                 ext = pmd(ws)
                 assert not ext.remote_no_context_takeover
@@ -157,47 +128,32 @@ class TestWebsocketsClient:
                     assert ws.recv(timeout=5) == f"{i} {JSON}"
             sizes = [w for _, w in srv.wire]
             assert all(s < sizes[0] // 4 for s in sizes[1:])  # later echoes refer back
-        finally:
-            srv.stop()
 
     def test_server_without_compression(self) -> None:
-        srv = MgpyServer(None)
-        try:
+        with MgpyServer(None) as srv:
             with connect(srv.url, proxy=None) as ws:
                 assert ws.protocol.extensions == []
                 ws.send(JSON)
                 assert ws.recv(timeout=5) == JSON
             assert srv.agreed == [None]
             assert srv.wire[0][1] == len(JSON) + 4
-        finally:
-            srv.stop()
 
 
 # ------------------------------------------------------------------------------------
-class PeerServer:
+class PeerServer(WebsocketsThread):
     """A websockets echo server (compression on) in a thread."""
 
     def __init__(self, **kw: Any) -> None:
         self.extensions: list[PerMessageDeflate | None] = []
         self.offers: list[str | None] = []
-        self.server: WsServer = serve(
-            self.handler, "127.0.0.1", 0, max_size=8 << 20, close_timeout=2, **kw
-        )
-        self.url = f"ws://127.0.0.1:{self.server.socket.getsockname()[1]}/echo"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self._thread.join(10)
+        super().__init__(max_size=8 << 20, close_timeout=2, **kw)
+        self.url = f"ws://127.0.0.1:{self.port}/echo"
 
     def handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         self.offers.append(ws.request.headers.get("Sec-WebSocket-Extensions"))
         exts = ws.protocol.extensions
         self.extensions.append(exts[0] if exts else None)  # type: ignore[arg-type]
-        with _CHANGED:
-            _CHANGED.notify_all()
         for msg in ws:
             ws.send(msg)
 
@@ -243,11 +199,9 @@ def run_echo(url: str, msgs: list[bytes | str], compression: Any) -> Echo:
 
 class TestMgpyClientAgainstWebsockets:
     def test_default_compression(self) -> None:
-        peer = PeerServer()  # websockets' default: windows of 12 bits, context takeover
-        try:
+        # websockets' default: windows of 12 bits, context takeover
+        with PeerServer() as peer:
             e = run_echo(peer.url, [JSON] * 5 + [BIG], DeflateOptions())
-        finally:
-            peer.stop()
         assert e.agreed is not None
         assert e.agreed.server_no_context_takeover and e.agreed.client_no_context_takeover
         assert e.agreed.client_max_window_bits == 12
@@ -258,12 +212,9 @@ class TestMgpyClientAgainstWebsockets:
         assert e.received < len(BIG) // 20
 
     def test_context_takeover_both_ways(self) -> None:
-        peer = PeerServer()
-        try:
+        with PeerServer() as peer:
             msgs: list[bytes | str] = [f"{i} {JSON}" for i in range(30)] + [NOISE, b"x" * 200]
             e = run_echo(peer.url, msgs, DeflateOptions(False, False, None, None))
-        finally:
-            peer.stop()
         assert e.agreed is not None and not e.agreed.server_no_context_takeover
         [ext] = peer.extensions
         assert ext is not None and not ext.local_no_context_takeover
@@ -277,28 +228,19 @@ class TestMgpyClientAgainstWebsockets:
             server_max_window_bits=9,
             client_max_window_bits=9,
         )
-        peer = PeerServer(compression=None, extensions=[factory])
-        try:
+        with PeerServer(compression=None, extensions=[factory]) as peer:
             e = run_echo(peer.url, [JSON, BIG[:100_000]], DeflateOptions())
-        finally:
-            peer.stop()
         assert e.agreed is not None
         assert (e.agreed.server_max_window_bits, e.agreed.client_max_window_bits) == (9, 9)
 
     def test_server_without_compression(self) -> None:
-        peer = PeerServer(compression=None)
-        try:
+        with PeerServer(compression=None) as peer:
             e = run_echo(peer.url, [JSON], DeflateOptions())
-        finally:
-            peer.stop()
         assert e.agreed is None and peer.extensions == [None]
 
     def test_compression_none_offers_nothing(self) -> None:
-        peer = PeerServer()
-        try:
+        with PeerServer() as peer:
             e = run_echo(peer.url, [JSON], None)
-        finally:
-            peer.stop()
         assert e.agreed is None and peer.offers == [None]
 
 

@@ -16,24 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from mgpy.__main__ import Server, build_parser
+from mgpy.__main__ import Server
 from tests.conftest import run_until
+from tests.net.cli_server import running_cli
 from tests.net.test_sse import SseClient
 from tests.net.test_ws_cli import collect_until, connect
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[tuple[Server, int]]:
-    args = build_parser().parse_args(
-        ["--root", str(tmp_path), "--listen", "127.0.0.1:0", "--log-level", "warning"]
-    )
-    srv = Server(args)
-    srv.start()
-    assert srv.listener is not None
-    try:
-        yield srv, srv.listener.local[1]
-    finally:
-        srv.mgr.close()
+    with running_cli(tmp_path) as served:
+        yield served
 
 
 def test_events_greets_with_history_then_pushes_stats_each_second(

@@ -27,6 +27,7 @@ import mgpy
 from mgpy import Ev, F, Limits
 from tests.conftest import run_until
 from tests.net.certs import Certs, make_certs
+from tests.net.socket_peer import SocketPeer
 from tests.net.test_robust_manager import Seq
 
 Conn = mgpy.Connection
@@ -47,39 +48,26 @@ def _echo(c: Conn, ev: Any, ev_data: Any) -> None:
         c.recv_mbuf.clear()
 
 
-class BioPeer:
+class BioPeer(SocketPeer):
     """A TLS client over memory BIOs on a non-blocking socket, stepped between polls."""
 
     def __init__(self, mgr: mgpy.Manager, port: int, certs: Certs, rcvbuf: int = 0) -> None:
-        self.mgr = mgr
-        self.sock = socket.socket()
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.setblocking(False)
+        super().__init__(mgr, port, rcvbuf)
         self.inb, self.outb = ssl.MemoryBIO(), ssl.MemoryBIO()
         ctx = ssl.create_default_context(cafile=certs.ca)
         self.obj = ctx.wrap_bio(self.inb, self.outb, server_hostname="localhost")
         self.got = bytearray()
-        self.eof = False
-        self.reading = True
+
+    def on_data(self, data: bytes) -> None:
+        self.inb.write(data)
+
+    def on_eof(self) -> None:
+        self.inb.write_eof()
 
     def pump(self) -> None:
         if self.outb.pending:
             self.sock.sendall(self.outb.read())
-        while self.reading and not self.eof:
-            try:
-                d = self.sock.recv(65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                self.eof = True
-                break
-            if not d:
-                self.inb.write_eof()
-                self.eof = True
-            else:
-                self.inb.write(d)
+        self.read()
         while True:
             try:
                 d = self.obj.read(65536)
@@ -88,13 +76,6 @@ class BioPeer:
             if not d:
                 break
             self.got += d
-
-    def until(self, cond: Any, timeout: float = 5.0) -> None:
-        def check() -> object:
-            self.pump()
-            return cond()
-
-        run_until(self.mgr, check, timeout)
 
     def handshake(self) -> None:
         def step() -> bool:

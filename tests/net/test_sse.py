@@ -22,9 +22,10 @@ from mgpy import Ev
 from mgpy.proto.sse import NEED_DATA, SseEvent, SseParser
 from mgpy.pubsub import Hub, sse_comment, sse_end, sse_send, sse_start, sse_stream
 from tests.conftest import run_until
+from tests.net.socket_peer import SocketPeer
 
 
-class SseClient:
+class SseClient(SocketPeer):
     """A raw-socket EventSource: GET, then the event stream parsed as the spec says."""
 
     def __init__(
@@ -37,12 +38,7 @@ class SseClient:
         method: str = "GET",
         rcvbuf: int = 0,
     ) -> None:
-        self.mgr = mgr
-        self.sock = socket.socket()
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.setblocking(False)
+        super().__init__(mgr, port, rcvbuf)
         proto = "HTTP/1.0" if http10 else "HTTP/1.1"
         req = f"{method} {path} {proto}\r\nHost: x\r\nAccept: text/event-stream\r\n"
         if last_id is not None:
@@ -54,22 +50,12 @@ class SseClient:
         self.body = bytearray()  # de-chunked stream
         self.parser = SseParser()
         self.events: list[SseEvent] = []
-        self.eof = False
-        self.reading = True
+
+    def on_data(self, data: bytes) -> None:
+        self.raw += data
 
     def pump(self) -> None:
-        while self.reading and not self.eof:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                self.eof = True
-                break
-            if not data:
-                self.eof = True
-                break
-            self.raw += data
+        self.read()
         if not self.status and b"\r\n\r\n" in self.raw:
             head, _, rest = bytes(self.raw).partition(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -105,19 +91,9 @@ class SseClient:
             assert isinstance(ev, SseEvent)
             self.events.append(ev)
 
-    def until(self, cond: Any, timeout: float = 5.0) -> None:
-        def check() -> object:
-            self.pump()
-            return cond()
-
-        run_until(self.mgr, check, timeout)
-
     def wait_events(self, n: int, timeout: float = 5.0) -> list[SseEvent]:
         self.until(lambda: len(self.events) >= n, timeout)
         return self.events
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class Server:

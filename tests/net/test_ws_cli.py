@@ -14,23 +14,16 @@ from pathlib import Path
 import pytest
 
 import mgpy
-from mgpy.__main__ import Server, build_parser
+from mgpy.__main__ import Server
 from tests.conftest import run_until
+from tests.net.cli_server import running_cli
 from tests.net.test_ws_server import RawWs, upgrade_request
 
 
 @pytest.fixture
 def cli_server(tmp_path: Path) -> Iterator[tuple[Server, int]]:
-    args = build_parser().parse_args(
-        ["--root", str(tmp_path), "--listen", "127.0.0.1:0", "--log-level", "warning"]
-    )
-    srv = Server(args)
-    srv.start()
-    assert srv.listener is not None
-    try:
-        yield srv, srv.listener.local[1]
-    finally:
-        srv.mgr.close()
+    with running_cli(tmp_path) as served:
+        yield served
 
 
 def connect(srv: Server, port: int, path: str) -> RawWs:
@@ -153,22 +146,14 @@ def test_other_websocket_paths_are_404(cli_server: tuple[Server, int]) -> None:
 
 
 def test_cli_accepts_16_mib_messages_with_ws_max_message(tmp_path: Path) -> None:
-    args = build_parser().parse_args(
-        ["--root", str(tmp_path), "--listen", "127.0.0.1:0", "--ws-max-message", "16777216"]
-    )
-    srv = Server(args)
-    srv.start()
-    assert srv.listener is not None
-    try:
+    with running_cli(tmp_path, "--ws-max-message", "16777216") as (srv, port):
         assert srv.mgr.limits.ws_max_message == 16 << 20
-        ws = connect(srv, srv.listener.local[1], "/ws")
+        ws = connect(srv, port, "/ws")
         big = bytes(range(256)) * (9 << 12)  # 9 MiB: over the 4 MiB send-queue cap
         ws.send_frame(0x82, big)
         assert ws.recv_frame(timeout=30) == (0x82, big)
         ws.close()
         run_until(srv.mgr, lambda: len(srv.mgr.connections) == 1)
-    finally:
-        srv.mgr.close()
 
 
 def test_manager_counts_websocket_messages(cli_server: tuple[Server, int]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import struct
 import time
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 import mgpy
 from mgpy import Ev, F
 from tests.conftest import run_until
+from tests.net.socket_peer import SocketPeer
 from tests.proto.ws_helpers import frame
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -59,26 +59,18 @@ def upgrade_request(
     return head.encode()
 
 
-class RawWs:
+class RawWs(SocketPeer):
     """A raw-socket WebSocket client driven from the test thread while ``mgr`` polls."""
 
+    recv_size = 1 << 20
+
     def __init__(self, mgr: mgpy.Manager, port: int, rcvbuf: int = 0) -> None:
-        self.mgr = mgr
-        self.sock = socket.socket()
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.setblocking(False)
+        super().__init__(mgr, port, rcvbuf)
         self.inbuf = bytearray()
         self.out = bytearray()
-        self.eof = False
-        self.reading = True
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = b""
-
-    def close(self) -> None:
-        self.sock.close()
 
     # -- I/O ---------------------------------------------------------------------
     def pump(self) -> None:
@@ -92,29 +84,14 @@ class RawWs:
                 self.out.clear()
                 break
             del self.out[:n]
-        while self.reading and not self.eof:
-            try:
-                data = self.sock.recv(1 << 20)
-            except BlockingIOError:
-                break
-            except OSError:
-                self.eof = True
-                break
-            if not data:
-                self.eof = True
-                break
-            self.inbuf += data
+        self.read()
+
+    def on_data(self, data: bytes) -> None:
+        self.inbuf += data
 
     def send(self, data: bytes) -> None:
         self.out += data
         self.pump()
-
-    def until(self, cond: Any, timeout: float = 5.0) -> None:
-        def check() -> object:
-            self.pump()
-            return cond()
-
-        run_until(self.mgr, check, timeout)
 
     # -- HTTP ----------------------------------------------------------------------
     def handshake(self, request: bytes | None = None, timeout: float = 5.0) -> int:
