@@ -24,8 +24,6 @@ from tests.net.test_ws_server import upgrade_request
 from tests.proto.ws_helpers import frame
 from tests.waiting import wait_listening
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-
 MiB = 1 << 20
 
 
