@@ -147,15 +147,21 @@ def linked(p: Push) -> bool:
     return bool(r and r["up"])
 
 
-def test_two_instances_relay_chat_both_ways(
-    tmp_path: Path, redis: RedisServer, clis: list[Cli]
-) -> None:
+def two_linked(tmp_path: Path, redis: RedisServer, clis: list[Cli]) -> tuple[Push, Push]:
+    """Two CLI instances bridged through ``redis``, a /ws/push page on each, both linked."""
     a = Cli(tmp_path, ["--redis", redis.url])
     b = Cli(tmp_path, ["--redis", redis.url])
     clis += [a, b]
     pa, pb = Push(a.port), Push(b.port)
     pa.until(lambda: linked(pa))
     pb.until(lambda: linked(pb))
+    return pa, pb
+
+
+def test_two_instances_relay_chat_both_ways(
+    tmp_path: Path, redis: RedisServer, clis: list[Cli]
+) -> None:
+    pa, pb = two_linked(tmp_path, redis, clis)
     pa.say("from a")
     pb.until(lambda: "from a" in pb.chat)
     pb.say("from b")
@@ -169,12 +175,7 @@ def test_two_instances_relay_chat_both_ways(
 def test_redis_restart_mid_test_both_reconnect_and_later_lines_arrive(
     tmp_path: Path, redis: RedisServer, clis: list[Cli]
 ) -> None:
-    a = Cli(tmp_path, ["--redis", redis.url])
-    b = Cli(tmp_path, ["--redis", redis.url])
-    clis += [a, b]
-    pa, pb = Push(a.port), Push(b.port)
-    pa.until(lambda: linked(pa))
-    pb.until(lambda: linked(pb))
+    pa, pb = two_linked(tmp_path, redis, clis)
     pa.say("before")
     pb.until(lambda: "before" in pb.chat)
     redis.stop(signal.SIGKILL)
