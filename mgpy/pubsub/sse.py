@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ..core import Connection, Handler, TimerHandle
 
 __all__ = [
+    "HUB_KEY",
     "KEEPALIVE_INTERVAL",
     "SseStream",
     "sse_comment",
@@ -68,6 +69,8 @@ __all__ = [
 log = logging.getLogger("mgpy")
 
 _KEY = "pubsub.sse"  # Manager.proto_state key: {Connection: SseStream}
+#: the Hub's Manager.proto_state key (here, as topics.py imports this module)
+HUB_KEY = "pubsub.hub"
 _CLOSE = Ev.CLOSE
 _POLL = Ev.POLL
 _KEEPALIVE = format_comment()  # ":\n": the smallest comment a client ignores
@@ -271,7 +274,7 @@ def sse_end(c: Connection) -> None:
     if stream is None:
         return
     stream._forget(c)
-    hub = c.mgr.proto_state.get("pubsub.hub")
+    hub = c.mgr.proto_state.get(HUB_KEY)
     if hub is not None:
         hub.unsubscribe(c)  # the connection goes back to HTTP: no more events for it
     if c.proto_handler == stream.on_event:

@@ -50,11 +50,12 @@ from ..errors import Error, LocalProtocolError
 from ..events import WS_OP_BINARY, WS_OP_TEXT, Ev
 from ..proto.http1_write import encode_chunk
 from ..proto.sse import format_event
+from ..proto.ws import OPEN as _OPEN
 from ..ws import ws_broadcast
 from ..ws.protocol import WsState
 from ..ws.send import send_websocket_frame
 from .replay import Published, ReplayStore
-from .sse import SseStream, sse_push, sse_stream
+from .sse import HUB_KEY, SseStream, sse_push, sse_stream
 
 if TYPE_CHECKING:
     from ..core import Connection, Handler, Manager
@@ -64,9 +65,8 @@ __all__ = ["Hub", "get_hub", "publish", "subscribe", "unsubscribe"]
 
 log = logging.getLogger("mgpy")
 
-_KEY = "pubsub.hub"  # Manager.proto_state key
+_KEY = HUB_KEY  # Manager.proto_state key
 _CLOSE = Ev.CLOSE
-_OPEN = 1  # mgpy.proto.ws.OPEN
 #: the longest topic name (a Redis channel name is the prefix plus the topic)
 MAX_TOPIC = 1024
 #: counters in Manager.counters
