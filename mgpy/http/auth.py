@@ -49,7 +49,7 @@ from ..proto.digest import (
     stored_ha1,
     verify,
 )
-from ..proto.httputil import parse_basic_auth
+from ..proto.httputil import parse_basic_auth, request_target
 from .respond import http_reply
 from .static.fs import protect
 
@@ -198,12 +198,9 @@ def _table(htdigest: HtDigest) -> dict[tuple[str, str], str]:
 
 def _request_target(hm: HttpMessage) -> str:
     """The request-target exactly as received (RFC 7616 3.4.6 compares ``uri`` with it)."""
-    head = hm.head
-    if head:
-        end = head.find(b"\r\n")
-        parts = head[: end if end >= 0 else len(head)].split(b" ")
-        if len(parts) == 3:
-            return parts[1].decode("latin-1")
+    target = request_target(hm.head) if hm.head else None
+    if target is not None:
+        return target
     return hm.uri + ("?" + hm.query_string if hm.query_string else "")
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "parse_http_date",
     "parse_list_header",
     "parse_qvalues",
+    "request_target",
     "select_endpoint",
     "url_decode",
     "url_encode",
@@ -503,3 +504,13 @@ def parse_http_date(value: str, now: float | None = None) -> float | None:
 def format_http_date(ts: float) -> str:
     """Format a POSIX timestamp as an IMF-fixdate: ``"Sun, 06 Nov 1994 08:49:37 GMT"``."""
     return email.utils.formatdate(math.floor(ts), usegmt=True)
+
+
+def request_target(head: bytes) -> str | None:
+    """The request-target of a request head exactly as received (RFC 9112 3.2), or None.
+
+    Digest authentication compares its ``uri`` parameter with this (RFC 7616 3.4.6).
+    """
+    end = head.find(b"\r\n")
+    parts = head[: end if end >= 0 else len(head)].split(b" ")
+    return parts[1].decode("latin-1") if len(parts) == 3 else None

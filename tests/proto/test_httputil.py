@@ -22,6 +22,7 @@ from mgpy.proto.httputil import (
     parse_http_date,
     parse_list_header,
     parse_qvalues,
+    request_target,
     select_endpoint,
     url_decode,
     url_encode,
@@ -422,3 +423,19 @@ class TestHttpDate:
     )
     def test_malformed_is_none(self, value: str) -> None:
         assert parse_http_date(value) is None
+
+
+class TestRequestTarget:
+    @pytest.mark.parametrize(
+        "head,target",
+        [
+            (b"GET /a%20b?x=1&y HTTP/1.1\r\nHost: h\r\n\r\n", "/a%20b?x=1&y"),  # undecoded
+            (b"OPTIONS * HTTP/1.1\r\n\r\n", "*"),
+            (b"GET http://h/p?q HTTP/1.1\r\n\r\n", "http://h/p?q"),  # absolute-form
+            (b"GET /no-crlf HTTP/1.1", "/no-crlf"),
+            (b"GET /too many spaces HTTP/1.1\r\n\r\n", None),
+            (b"\r\n", None),
+        ],
+    )
+    def test_as_received(self, head: bytes, target: str | None) -> None:
+        assert request_target(head) == target
