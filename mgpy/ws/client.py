@@ -36,7 +36,7 @@ from ..http.exchange import HttpState, hand_over_timer
 from ..http.heads import normalize_headers
 from ..proto import ws as _core
 from ..proto.deflate import DeflateOptions, offer
-from ..proto.ws_handshake import check_server_response
+from ..proto.ws_handshake import check_server_response, parse_close
 from .compression import DEFAULT_COMPRESSION
 from .protocol import WsState, ws_recv, ws_start
 from .send import send_websocket_frame, ws_close
@@ -310,7 +310,7 @@ class WsReconnect:
         elif ev == _EV_WS_HANDSHAKE_DONE:
             self._handshake_done(ev_data)
         elif ev == _CONTROL and ev_data.opcode == WS_OP_CLOSE and not self._final:
-            code = int.from_bytes(ev_data.data[:2], "big") if len(ev_data.data) >= 2 else 1005
+            code = parse_close(ev_data.data)[0]  # (the core validated it already)
             self.reason = f"the server closed the WebSocket ({code})"
             if code == _NORMAL_CLOSURE:
                 self._final = self.reason
